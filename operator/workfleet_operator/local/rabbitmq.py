@@ -1,0 +1,243 @@
+"""A private RabbitMQ node: its own name, ports, data folder and epmd.
+
+Used by the test fixtures and the local fleet. Several nodes can run side by side
+and next to a system broker, because nothing is shared: each node gets free
+ports, a folder owned by the `rabbitmq` user (the server refuses to run as root)
+and an epmd of its own, which is stopped with the node.
+"""
+
+import base64
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+LOGGER = logging.getLogger(__name__)
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+EPMD = "epmd"
+PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
+SERVICE_USER = "rabbitmq"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 60.0
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RabbitNode:
+    def __init__(self, rabbitmq_conf: str = "", advanced_config: str = "", base_dir: Path | None = None):
+        """`rabbitmq_conf` lines and an `advanced_config` term are added to the node's config."""
+        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+            raise BrokerError(
+                "RabbitMQ is not installed: run `make setup` (it installs Debian's rabbitmq-server)"
+            )
+        self.name = f"workfleet-{uuid.uuid4().hex[:8]}@localhost"
+        self.amqp_port = free_port()
+        self.management_port = free_port()
+        self.prometheus_port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.dir = Path(base_dir or tempfile.mkdtemp(prefix="workfleet-rabbitmq-"))
+        self._rabbitmq_conf = rabbitmq_conf
+        self._advanced_config = advanced_config
+        self._server: subprocess.Popen | None = None
+        self._epmd: subprocess.Popen | None = None
+        self._write_config()
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}/metrics"
+
+    @property
+    def beam_pid(self) -> int | None:
+        """The Erlang VM's PID. The server script runs it as a child and writes this file."""
+        try:
+            return int((self.dir / "rabbitmq.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _write_config(self) -> None:
+        for sub in ("mnesia", "log"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.dir / "rabbitmq.conf").write_text(
+            "\n".join(
+                [
+                    f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}",
+                    "management.tcp.ip = 127.0.0.1",
+                    f"management.tcp.port = {self.management_port}",
+                    "prometheus.tcp.ip = 127.0.0.1",
+                    f"prometheus.tcp.port = {self.prometheus_port}",
+                    "log.file.level = info",
+                    self._rabbitmq_conf,
+                    "",
+                ]
+            )
+        )
+        (self.dir / "advanced.config").write_text(f"[{self._advanced_config}].\n")
+        (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
+        (self.dir / "rabbitmq-env.conf").write_text("")
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(SERVICE_USER)
+            for path in [self.dir, *self.dir.rglob("*")]:
+                os.chown(path, user.pw_uid, user.pw_gid)
+
+    def _env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("RABBITMQ_", "ERL_"))}
+        env.update(
+            HOME=str(self.dir),
+            ERL_EPMD_PORT=str(self.epmd_port),
+            RABBITMQ_NODENAME=self.name,
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.dir / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.dir / "log"),
+            RABBITMQ_CONFIG_FILE=str(self.dir / "rabbitmq.conf"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.dir / "advanced.config"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.dir / "enabled_plugins"),
+            RABBITMQ_FEATURE_FLAGS_FILE=str(self.dir / "feature_flags"),
+            RABBITMQ_CONF_ENV_FILE=str(self.dir / "rabbitmq-env.conf"),
+            RABBITMQ_PID_FILE=str(self.dir / "rabbitmq.pid"),
+        )
+        return env
+
+    def _as_service_user(self) -> dict:
+        return {"user": SERVICE_USER, "group": SERVICE_USER} if os.geteuid() == 0 else {}
+
+    def start(self) -> None:
+        if self._server is not None and self._server.poll() is None:
+            return
+        if self._epmd is None or self._epmd.poll() is not None:
+            self._epmd = subprocess.Popen(
+                [EPMD, "-port", str(self.epmd_port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                **self._as_service_user(),
+            )
+        with open(self.dir / "log" / "console.log", "ab") as console:
+            self._server = subprocess.Popen(
+                [str(RABBITMQ_BIN / "rabbitmq-server")],
+                env=self._env(),
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self._as_service_user(),
+            )
+        self.wait_until_ready()
+
+    def wait_until_ready(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Ready means both the AMQP listener and the management API answer."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._server.poll() is not None:
+                raise BrokerError(f"RabbitMQ exited with {self._server.returncode}; see {self.dir}/log")
+            if self._amqp_answers() and self._management_answers():
+                return
+            time.sleep(0.25)
+        raise BrokerError(f"RabbitMQ did not become ready in {timeout:.0f}s; see {self.dir}/log")
+
+    def _amqp_answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.amqp_port), timeout=1) as sock:
+                sock.sendall(b"AMQP\x00\x00\x09\x01")
+                return sock.recv(1) != b""
+        except OSError:
+            return False
+
+    def _management_answers(self) -> bool:
+        try:
+            return self.management_get("/api/overview") is not None
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+
+    def management_get(self, path: str):
+        request = urllib.request.Request(self.management_url + path)
+        request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def stop(self) -> None:
+        """A clean shutdown, as a rolling restart does it: the script passes SIGTERM on."""
+        if self._server is None or self._server.poll() is not None:
+            return
+        self._server.send_signal(signal.SIGTERM)
+        try:
+            self._server.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            LOGGER.warning("RabbitMQ did not stop in %.0fs; killing it", STOP_TIMEOUT_S)
+            self.kill()
+
+    def kill(self) -> None:
+        """kill -9 of the Erlang VM: no chance to flush or close connections."""
+        if self._server is None or self._server.poll() is not None:
+            return
+        beam_pid = self.beam_pid
+        if beam_pid is not None:
+            try:
+                os.kill(beam_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:  # killed before the VM wrote its PID: the script's process group holds it
+            os.killpg(self._server.pid, signal.SIGKILL)
+        self._server.wait(STOP_TIMEOUT_S)
+        (self.dir / "rabbitmq.pid").unlink(missing_ok=True)
+
+    def restart(self, hard: bool = False) -> None:
+        self.kill() if hard else self.stop()
+        self.start()
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """Run rabbitmqctl against this node and return its output."""
+        result = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.name, *args],
+            env=self._env(),
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **self._as_service_user(),
+        )
+        if result.returncode != 0:
+            raise BrokerError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def close(self) -> None:
+        """Stop the node and its epmd and remove its folder."""
+        self.stop()
+        if self._epmd is not None and self._epmd.poll() is None:
+            self._epmd.terminate()
+            self._epmd.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "RabbitNode":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

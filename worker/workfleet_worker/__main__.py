@@ -1,0 +1,3 @@
+from workfleet_worker.cli import main
+
+raise SystemExit(main())

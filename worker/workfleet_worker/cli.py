@@ -1,0 +1,58 @@
+"""`workfleet-worker`: consume the work queue and run the task for each message."""
+
+import argparse
+import logging
+
+from prometheus_client import REGISTRY
+
+from workfleet_common import logs
+from workfleet_common.amqp import connection_parameters
+from workfleet_common.settings import add_setting_flags, settings_from
+from workfleet_common.topology import Topology
+from workfleet_worker import health
+from workfleet_worker.metrics import WorkerMetrics
+from workfleet_worker.runner import TaskRunner
+from workfleet_worker.service import run_worker
+from workfleet_worker.settings import WorkerSettings
+from workfleet_worker.shutdown import StopSignal
+from workfleet_worker.task_loading import load_task
+
+LOGGER = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workfleet-worker",
+        description="Consume a RabbitMQ work queue with prefetch 1 and manual acks, "
+        "retry failed tasks and dead-letter what cannot succeed.",
+    )
+    add_setting_flags(parser, WorkerSettings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = settings_from(WorkerSettings, build_parser().parse_args(argv))
+    logs.configure(settings.log_level)
+    stop = StopSignal()
+    stop.install()
+    state = health.HealthState()
+    metrics = WorkerMetrics(settings.queue, REGISTRY)
+    health.serve(settings.metrics_port, state, REGISTRY)
+    LOGGER.info(
+        "worker starting",
+        extra={"queue": settings.queue, "task": settings.task, "queue_type": settings.queue_type},
+    )
+    return run_worker(
+        connection_parameters(settings.amqp_url, "worker"),
+        Topology(settings.queue, settings.queue_type),
+        settings.prefetch,
+        settings.max_attempts,
+        TaskRunner(load_task(settings.task)),
+        metrics,
+        state,
+        stop,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,320 @@
+"""One connection's life: declare, consume, hand tasks to the runner, settle results.
+
+Everything here runs on the connection thread except `_on_task_done`'s first half,
+which runs on the task thread and only schedules the rest through
+`add_callback_threadsafe`, the one thread-safe call of a pika BlockingConnection.
+
+Settling order is what keeps messages safe: a retry or dead-letter copy is
+published and confirmed first, and only then is the original acked. A crash in
+between leaves a duplicate, never a loss.
+"""
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+
+import pika
+import pika.exceptions
+
+from workfleet_common import envelope
+from workfleet_common.topology import Topology
+from workfleet_worker import decisions
+from workfleet_worker.decisions import Action, Decision
+from workfleet_worker.health import HealthState
+from workfleet_worker.inflight import Delivery, InFlight
+from workfleet_worker.metrics import WorkerMetrics
+from workfleet_worker.runner import Job, TaskResult, TaskRunner
+from workfleet_worker.shutdown import StopSignal
+
+LOGGER = logging.getLogger(__name__)
+
+EVENTS_POLL_S = 0.5
+
+
+class ConsumerCancelled(pika.exceptions.AMQPChannelError):
+    """The broker cancelled our consumer (queue deleted, or its leader moved)."""
+
+
+class ConsumerSession:
+    def __init__(
+        self,
+        parameters: pika.ConnectionParameters,
+        topology: Topology,
+        prefetch: int,
+        max_attempts: int,
+        runner: TaskRunner,
+        inflight: InFlight,
+        metrics: WorkerMetrics,
+        health: HealthState,
+        stop: StopSignal,
+        on_connected: Callable[[], None],
+    ):
+        self._parameters = parameters
+        self._topology = topology
+        self._prefetch = prefetch
+        self._max_attempts = max_attempts
+        self._runner = runner
+        self._inflight = inflight
+        self._metrics = metrics
+        self._health = health
+        self._stop = stop
+        self._on_connected = on_connected
+        self._connection = None
+        self._channel = None
+        self._publisher = None
+        self._cancelled_by_broker = False
+        self.alive = False
+
+    def run(self) -> None:
+        """Consume until a stop is requested and the work in hand is settled.
+
+        Raises pika's connection and channel errors; the caller reconnects.
+        """
+        self._connection = pika.BlockingConnection(self._parameters)
+        self.alive = True
+        try:
+            self._channel = self._connection.channel()
+            self._topology.declare(self._channel)
+            self._channel.basic_qos(prefetch_count=self._prefetch)
+            # A second channel for retry and dead-letter copies: confirm mode makes each
+            # publish wait for the broker's confirm before the original is acked.
+            self._publisher = self._connection.channel()
+            self._publisher.confirm_delivery()
+            self._channel.add_on_cancel_callback(self._on_cancelled_by_broker)
+            consumer_tag = self._channel.basic_consume(
+                self._topology.queue, self._on_message, auto_ack=False
+            )
+            self._on_connected()
+            self._set_ready(True)
+            LOGGER.info("consuming", extra={"queue": self._topology.queue, "prefetch": self._prefetch})
+            self._consume_until_stopped(consumer_tag)
+            self._connection.close()
+        finally:
+            self.alive = False
+            self._set_ready(False)
+            self._release_unsettled()
+            if self._connection.is_open:
+                try:
+                    self._connection.close()
+                except pika.exceptions.AMQPError:
+                    pass
+
+    def _consume_until_stopped(self, consumer_tag: str) -> None:
+        consuming = True
+        while True:
+            self._connection.process_data_events(time_limit=EVENTS_POLL_S)
+            self._health.beat()
+            if self._cancelled_by_broker:
+                raise ConsumerCancelled("the broker cancelled the consumer")
+            if not self._stop.requested:
+                continue
+            if consuming:
+                LOGGER.info("stop requested: finishing the task in hand")
+                # pika nacks (requeues) what arrived but was not dispatched yet.
+                self._channel.basic_cancel(consumer_tag)
+                consuming = False
+                self._set_ready(False)
+                for job in self._runner.take_pending():
+                    self._requeue(job.delivery, "shutdown")
+            if not self._inflight.of_session(self):
+                return
+
+    def _on_cancelled_by_broker(self, _method_frame) -> None:
+        self._cancelled_by_broker = True
+
+    def _set_ready(self, ready: bool) -> None:
+        self._health.ready = ready
+        self._metrics.connected.set(1 if ready else 0)
+
+    def _on_message(self, channel, method, properties, body: bytes) -> None:
+        delivery = Delivery(
+            session=self,
+            delivery_tag=method.delivery_tag,
+            name=envelope.message_name(properties.message_id, body),
+            redelivered=method.redelivered,
+            properties=properties,
+            body=body,
+        )
+        self._inflight.add(delivery)
+        self._metrics.received.inc()
+        if method.redelivered:
+            self._metrics.redelivered.inc()
+        self._update_in_flight_gauge()
+        if self._stop.requested:
+            self._requeue(delivery, "shutdown")
+            return
+        try:
+            message = envelope.decode(
+                body, properties.headers, properties.content_type, properties.content_encoding
+            )
+        except envelope.MalformedMessage as error:
+            self._settle(delivery, decisions.for_malformed(), str(error), duration_s=0.0)
+            return
+        delivery.attempts_before = message.attempts_before
+        self._runner.submit(
+            Job(delivery, message.body, message.headers, functools.partial(self._on_task_done, delivery))
+        )
+
+    def _on_task_done(self, delivery: Delivery, result: TaskResult) -> None:
+        """Called on the task thread: hand the result back to the connection thread."""
+        settle = functools.partial(self._settle_task_result, delivery, result)
+        try:
+            if self.alive:
+                self._connection.add_callback_threadsafe(settle)
+                return
+        except pika.exceptions.ConnectionWrongStateError:
+            pass
+        self._drop_late(delivery)
+
+    def _settle_task_result(self, delivery: Delivery, result: TaskResult) -> None:
+        if not self.alive or not self._channel.is_open:
+            self._drop_late(delivery)
+            return
+        decision = decisions.after_task(delivery.attempt, self._max_attempts, result.error)
+        error = envelope.summarize_error(result.error) if result.error else None
+        self._metrics.task_duration[decision.action].observe(result.duration_s)
+        self._settle(delivery, decision, error, result.duration_s)
+
+    def _settle(self, delivery: Delivery, decision: Decision, error: str | None, duration_s: float) -> None:
+        if not self._inflight.remove(delivery):
+            return
+        self._update_in_flight_gauge()
+        try:
+            stored = self._store_copy(delivery, decision, error)
+            if stored:
+                self._channel.basic_ack(delivery.delivery_tag)
+            else:
+                # The copy is not safely stored, so the original must stay: hand it back.
+                self._channel.basic_nack(delivery.delivery_tag, requeue=True)
+        except pika.exceptions.AMQPError:
+            self._metrics.late_acks_dropped.inc()
+            LOGGER.warning(
+                "channel lost while settling; the broker redelivers it",
+                extra={"message_id": delivery.name, "attempt": delivery.attempt},
+            )
+            raise
+        if stored:
+            self._count(decision)
+            self._log_outcome(delivery, duration_s, decision, error)
+        else:
+            self._metrics.requeued.inc()
+
+    def _store_copy(self, delivery: Delivery, decision: Decision, error: str | None) -> bool:
+        """Publish the retry or dead-letter copy and wait for its confirm.
+
+        False when the broker refused it (nack, or unroutable because a queue is gone).
+        """
+        if decision.action is Action.ACK:
+            return True
+        if decision.action is Action.RETRY:
+            exchange, routing_key = "", self._topology.queue
+            headers = self._retry_headers(delivery, error)
+        else:
+            exchange, routing_key = self._topology.dead_letter_exchange, self._topology.dead_letter_routing_key
+            headers = self._dead_letter_headers(delivery, decision, error)
+        try:
+            self._publish_copy(exchange, routing_key, delivery, headers)
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as refused:
+            LOGGER.error(
+                "broker refused the %s copy; requeueing the original",
+                decision.action.value,
+                extra={"message_id": delivery.name, "error": type(refused).__name__},
+            )
+            return False
+        return True
+
+    def _count(self, decision: Decision) -> None:
+        if decision.action is Action.ACK:
+            self._metrics.acked.inc()
+        elif decision.action is Action.RETRY:
+            self._metrics.retried.inc()
+        else:
+            self._metrics.dead_lettered[decision.reason].inc()
+
+    def _publish_copy(self, exchange: str, routing_key: str, delivery: Delivery, headers: dict) -> None:
+        original = delivery.properties
+        properties = pika.BasicProperties(
+            content_type=original.content_type,
+            content_encoding=original.content_encoding,
+            headers=headers,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            priority=original.priority,
+            correlation_id=original.correlation_id,
+            reply_to=original.reply_to,
+            message_id=original.message_id,
+            timestamp=original.timestamp,
+            type=original.type,
+            app_id=original.app_id,
+        )
+        self._publisher.basic_publish(exchange, routing_key, delivery.body, properties, mandatory=True)
+
+    @staticmethod
+    def _retry_headers(delivery: Delivery, error: str | None) -> dict:
+        headers = dict(delivery.properties.headers or {})
+        headers[envelope.ATTEMPTS_HEADER] = delivery.attempt
+        headers[envelope.ERROR_HEADER] = error or ""
+        headers.setdefault(envelope.FIRST_FAILED_AT_HEADER, int(time.time()))
+        headers[envelope.FAILED_AT_HEADER] = int(time.time())
+        return headers
+
+    def _dead_letter_headers(self, delivery: Delivery, decision: Decision, error: str | None) -> dict:
+        headers = self._retry_headers(delivery, error)
+        if decision.reason is decisions.Reason.MALFORMED:
+            headers[envelope.ATTEMPTS_HEADER] = delivery.attempts_before
+        headers[envelope.REASON_HEADER] = decision.reason.value
+        return headers
+
+    def _requeue(self, delivery: Delivery, why: str) -> None:
+        if not self._inflight.remove(delivery):
+            return
+        self._update_in_flight_gauge()
+        self._channel.basic_nack(delivery.delivery_tag, requeue=True)
+        self._metrics.requeued.inc()
+        LOGGER.info("requeued", extra={"message_id": delivery.name, "reason": why})
+
+    def _drop_late(self, delivery: Delivery) -> None:
+        """The task finished after its channel was gone: the broker has requeued it."""
+        if not self._inflight.remove(delivery):
+            return
+        self._update_in_flight_gauge()
+        self._metrics.late_acks_dropped.inc()
+        LOGGER.warning(
+            "task finished after its channel closed; the broker redelivers it",
+            extra={"message_id": delivery.name, "attempt": delivery.attempt},
+        )
+
+    def _release_unsettled(self) -> None:
+        """After the connection is gone: the broker has requeued all this session held.
+
+        Jobs not started yet are forgotten quietly; a task that finished but could
+        not be acked is reported as a late ack. The running task reports itself
+        when it finishes (see `_on_task_done`).
+        """
+        for job in self._runner.take_pending(keep=lambda job: job.delivery.session is not self):
+            self._inflight.remove(job.delivery)
+        running = self._runner.running_delivery()
+        for delivery in self._inflight.of_session(self):
+            if delivery is not running:
+                self._drop_late(delivery)
+        self._update_in_flight_gauge()
+
+    def _update_in_flight_gauge(self) -> None:
+        self._metrics.in_flight.set(self._inflight.count())
+
+    def _log_outcome(self, delivery: Delivery, duration_s: float, decision: Decision, error: str | None) -> None:
+        outcome = decision.action.value
+        fields = {
+            "event": "delivery",
+            "queue": self._topology.queue,
+            "message_id": delivery.name,
+            "attempt": delivery.attempt,
+            "outcome": outcome,
+            "duration_s": round(duration_s, 6),
+            "redelivered": delivery.redelivered,
+        }
+        if decision.reason is not None:
+            fields["reason"] = decision.reason.value
+        if error is not None:
+            fields["error"] = error
+        LOGGER.info("delivery %s", outcome, extra=fields)

@@ -1,0 +1,67 @@
+"""The worker process: sessions one after another, reconnecting with backoff.
+
+The reconnect policy lives here, outside the consumer, and names the errors it
+retries: pika's connection errors and channel errors. Anything else is a bug and
+ends the process.
+"""
+
+import logging
+
+import pika.exceptions
+
+from workfleet_common.topology import Topology
+from workfleet_worker.backoff import Backoff
+from workfleet_worker.consumer import ConsumerSession
+from workfleet_worker.health import HealthState
+from workfleet_worker.inflight import InFlight
+from workfleet_worker.metrics import WorkerMetrics
+from workfleet_worker.runner import TaskRunner
+from workfleet_worker.shutdown import StopSignal
+
+LOGGER = logging.getLogger(__name__)
+
+RETRIED_ERRORS = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError)
+
+
+def run_worker(
+    parameters,
+    topology: Topology,
+    prefetch: int,
+    max_attempts: int,
+    runner: TaskRunner,
+    metrics: WorkerMetrics,
+    health: HealthState,
+    stop: StopSignal,
+    backoff: Backoff | None = None,
+) -> int:
+    """Consume until stopped; returns the exit status (0 after a clean drain)."""
+    backoff = backoff or Backoff()
+    inflight = InFlight()
+    metrics.oldest_in_flight_age.set_function(inflight.oldest_age)
+    while not stop.requested:
+        session = ConsumerSession(
+            parameters, topology, prefetch, max_attempts, runner, inflight, metrics, health, stop,
+            on_connected=backoff.reset,
+        )
+        try:
+            session.run()
+        except RETRIED_ERRORS as error:
+            delay = backoff.next_delay()
+            metrics.reconnects.inc()
+            LOGGER.warning(
+                "broker connection lost; reconnecting",
+                extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": round(delay, 2)},
+            )
+            _wait_beating(stop, health, delay)
+    LOGGER.info("stopped")
+    return 0
+
+
+def _wait_beating(stop: StopSignal, health: HealthState, seconds: float) -> None:
+    """Wait out a backoff delay while staying alive for the liveness probe."""
+    remaining = seconds
+    while remaining > 0 and not stop.requested:
+        health.beat()
+        step = min(1.0, remaining)
+        stop.wait(step)
+        remaining -= step
