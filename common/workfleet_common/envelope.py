@@ -11,6 +11,7 @@ from typing import Any
 # Executions already made before this delivery. Kept by the worker itself rather
 # than read from the broker's x-delivery-count, whose meaning changed in RabbitMQ 4.3.
 ATTEMPTS_HEADER = "x-workfleet-attempts"
+BROKER_DELIVERY_COUNT_HEADER = "x-delivery-count"
 REASON_HEADER = "x-workfleet-reason"
 ERROR_HEADER = "x-workfleet-error"
 FAILED_AT_HEADER = "x-workfleet-failed-at"

@@ -1,7 +1,7 @@
 // Builds kube-apiserver and kube-controller-manager from the Go module proxy.
 // k8s.io/kubernetes replaces its staging modules with ./staging paths that the
 // module download does not contain, so each one is replaced here with its
-// published v0.N release instead. Regenerate with tools/kube/gen-go-mod.sh.
+// published v0.N release instead (the replace list is upstream go.mod's, re-pointed).
 module workfleet.dev/tools/kube
 
 go 1.26.0

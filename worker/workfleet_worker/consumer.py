@@ -252,6 +252,8 @@ class ConsumerSession:
     @staticmethod
     def _retry_headers(delivery: Delivery, error: str | None) -> dict:
         headers = dict(delivery.properties.headers or {})
+        # The broker's own count belongs to the delivery, not to the copy.
+        headers.pop(envelope.BROKER_DELIVERY_COUNT_HEADER, None)
         headers[envelope.ATTEMPTS_HEADER] = delivery.attempt
         headers[envelope.ERROR_HEADER] = error or ""
         headers.setdefault(envelope.FIRST_FAILED_AT_HEADER, int(time.time()))

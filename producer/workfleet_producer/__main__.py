@@ -1,0 +1,3 @@
+from workfleet_producer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""Poison tasks and undecodable messages go to the dead-letter queue; work goes on."""
+
+import pika
+
+from tests.integration.test_work_queue import wait_for_ledger
+from tests.support.broker import declare, get_all, publish, queue_depth
+from workfleet_common import envelope
+from workfleet_common.topology import Topology
+
+POISON_TASK = "tests.support.tasks:poison_or_dots"
+
+
+def test_poison_task_runs_max_attempts_then_is_dead_lettered(broker, queue_name, workers):
+    """A task that always raises, among good ones, with --max-attempts 3.
+    Pass: exactly 3 executions of the poison message, then it rests in
+    <queue>.dlq with reason max_attempts and the last error; the good messages
+    are acked; the work queue is empty.
+    """
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    worker = workers(broker.amqp_url, "--queue", queue_name, "--task", POISON_TASK, "--max-attempts", "3")
+    bodies = ["good 1.", "poison pill", "good 2.", "good 3."]
+    ids, confirmed = publish(broker.amqp_url, queue_name, bodies)
+    poison_id = ids[1]
+
+    ledger = wait_for_ledger(ids, confirmed, [worker])
+    ledger.assert_nothing_lost()
+    assert ledger.executions(poison_id) == 3
+    assert ledger.ids_with("retried")[poison_id] == 2
+    assert ledger.ids_with("dead_lettered") == {poison_id: 1}
+    assert set(ledger.ids_with("acked")) == set(ids) - {poison_id}
+
+    dead = get_all(broker.amqp_url, topology.dead_letter_queue)
+    assert [properties.message_id for properties, _ in dead] == [poison_id]
+    headers = dead[0][0].headers
+    assert headers[envelope.REASON_HEADER] == "max_attempts"
+    assert headers[envelope.ATTEMPTS_HEADER] == 3
+    assert "poisoned input" in headers[envelope.ERROR_HEADER]
+    assert dead[0][1] == b"poison pill"
+    assert queue_depth(broker.amqp_url, queue_name)[0] == 0
+    assert worker.process.poll() is None
+
+
+def test_undecodable_messages_are_dead_lettered_on_first_sight(broker, queue_name, workers):
+    """Invalid UTF-8 text, invalid JSON and a lying attempts header, then a good
+    message. Pass: each bad one is dead-lettered at its first delivery with reason
+    malformed (one outcome line, no task run); the good one is acked afterwards,
+    so the worker kept running.
+    """
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    worker = workers(broker.amqp_url, "--queue", queue_name, "--task", POISON_TASK)
+    worker.wait_ready()
+    bad = [
+        ("bad-utf8", b"\xff\xfe not text", pika.BasicProperties(content_type="text/plain")),
+        ("bad-json", b'{"unclosed": ', pika.BasicProperties(content_type="application/json")),
+        ("bad-header", b"ok.", pika.BasicProperties(headers={envelope.ATTEMPTS_HEADER: "lots"})),
+    ]
+    with pika.BlockingConnection(pika.URLParameters(broker.amqp_url)) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for message_id, body, properties in bad:
+            properties.message_id = message_id
+            properties.delivery_mode = pika.DeliveryMode.Persistent
+            channel.basic_publish("", queue_name, body, properties, mandatory=True)
+    good_ids, confirmed = publish(broker.amqp_url, queue_name, ["good."])
+    bad_ids = [message_id for message_id, _, _ in bad]
+
+    ledger = wait_for_ledger(bad_ids + good_ids, set(bad_ids) | confirmed, [worker])
+    ledger.assert_nothing_lost()
+    assert ledger.ids_with("dead_lettered") == {message_id: 1 for message_id in bad_ids}
+    assert all(ledger.executions(message_id) == 1 for message_id in bad_ids)
+    assert ledger.ids_with("acked") == {good_ids[0]: 1}
+    dead = {properties.message_id: properties.headers for properties, _ in get_all(broker.amqp_url, topology.dead_letter_queue)}
+    assert set(dead) == set(bad_ids)
+    assert all(headers[envelope.REASON_HEADER] == "malformed" for headers in dead.values())
+    assert "UTF-8" in dead["bad-utf8"][envelope.ERROR_HEADER]
+    assert "JSON" in dead["bad-json"][envelope.ERROR_HEADER]
+    assert envelope.ATTEMPTS_HEADER in dead["bad-header"][envelope.ERROR_HEADER]
+    assert worker.process.poll() is None

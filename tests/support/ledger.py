@@ -1,0 +1,77 @@
+"""The ledger that judges every delivery test, as Jepsen does for RabbitMQ.
+
+The producer side records which ids were confirmed (or indeterminate); the
+workers' JSON outcome lines record what happened to each id. After the run:
+  lost       = confirmed - (acked + dead-lettered)   must be empty
+  unexpected = settled ids nobody published          must be empty
+Duplicates (an id acked more than once) are reported so a test can bound them
+by what was in flight at the fault. Never judged: the `redelivered` flag.
+"""
+
+import collections
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def outcome_lines(log_path: Path) -> list[dict]:
+    lines = []
+    for raw in Path(log_path).read_text().splitlines():
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if line.get("event") == "delivery":
+            lines.append(line)
+    return lines
+
+
+@dataclass
+class Ledger:
+    published: set[str]
+    confirmed: set[str]
+    outcomes: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def of_workers(cls, published, confirmed, workers) -> "Ledger":
+        """A ledger read from the workers' logs as they are now."""
+        ledger = cls(set(published), set(confirmed))
+        for worker in workers:
+            ledger.outcomes.extend(outcome_lines(worker.log_path))
+        return ledger
+
+    def ids_with(self, outcome: str) -> collections.Counter:
+        return collections.Counter(line["message_id"] for line in self.outcomes if line["outcome"] == outcome)
+
+    @property
+    def settled(self) -> set[str]:
+        return set(self.ids_with("acked")) | set(self.ids_with("dead_lettered"))
+
+    @property
+    def lost(self) -> set[str]:
+        return self.confirmed - self.settled
+
+    @property
+    def unexpected(self) -> set[str]:
+        return {line["message_id"] for line in self.outcomes} - self.published
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        settled = self.ids_with("acked") + self.ids_with("dead_lettered")
+        return {message_id: count for message_id, count in settled.items() if count > 1}
+
+    def executions(self, message_id: str) -> int:
+        return sum(1 for line in self.outcomes if line["message_id"] == message_id)
+
+    def summary(self) -> str:
+        return (
+            f"published={len(self.published)} confirmed={len(self.confirmed)} "
+            f"acked={len(self.ids_with('acked'))} dead_lettered={len(self.ids_with('dead_lettered'))} "
+            f"lost={sorted(self.lost)[:10]} unexpected={sorted(self.unexpected)[:10]} "
+            f"duplicates={dict(list(self.duplicates.items())[:10])}"
+        )
+
+    def assert_nothing_lost(self, max_duplicates: int = 0) -> None:
+        assert not self.lost, "lost messages: " + self.summary()
+        assert not self.unexpected, "unexpected messages: " + self.summary()
+        assert len(self.duplicates) <= max_duplicates, "too many duplicates: " + self.summary()

@@ -1,0 +1,63 @@
+"""Bad settings exit with status 2 and one message naming every bad field."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from workfleet_worker.settings import WorkerSettings
+
+
+def run(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    process_env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLEET_")}
+    process_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=process_env, timeout=60
+    )
+
+
+def test_worker_reports_every_bad_flag_and_variable():
+    result = run(
+        "workfleet_worker",
+        "--prefetch", "0", "--task", "no_such_module:run", "--queue-type", "fast",
+        env={"WORKFLEET_MAX_ATTEMPTS": "many", "WORKFLEET_AMQP_URL": "http://user:secret@host/"},
+    )
+    assert result.returncode == 2
+    for name in ("--prefetch", "--task", "--queue-type", "WORKFLEET_MAX_ATTEMPTS", "WORKFLEET_AMQP_URL"):
+        assert name in result.stderr
+    assert "secret" not in result.stderr, "a password must not be echoed"
+    assert "Traceback" not in result.stderr
+
+
+def test_producer_reports_every_bad_setting():
+    result = run("workfleet_producer", "hello", "--window", "0", env={"WORKFLEET_CONFIRM_TIMEOUT": "-1"})
+    assert result.returncode == 2
+    assert "--window" in result.stderr and "WORKFLEET_CONFIRM_TIMEOUT" in result.stderr
+
+
+def test_producer_refuses_oversized_input_before_connecting():
+    # The URL points nowhere: the size check must fail first, with nothing sent.
+    result = run("workfleet_producer", "--max-message-bytes", "4", "--amqp-url", "amqp://127.0.0.1:1/", "ok", "too long")
+    assert result.returncode == 2
+    assert "over the 4-byte limit" in result.stderr and "nothing was sent" in result.stderr
+
+
+def test_flags_win_over_environment(monkeypatch):
+    monkeypatch.setenv("WORKFLEET_QUEUE", "from-env")
+    monkeypatch.setenv("WORKFLEET_PREFETCH", "7")
+    settings = WorkerSettings(queue="from-flag")
+    assert (settings.queue, settings.prefetch) == ("from-flag", 7)
+
+
+def test_defaults_follow_the_tutorial():
+    settings = WorkerSettings()
+    assert (settings.prefetch, settings.queue, settings.task) == (1, "tasks", "workfleet_worker.tasks:dots")
+
+
+@pytest.mark.parametrize("queue", ["", "amq.reserved"])
+def test_unusable_queue_names_are_refused(queue):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        WorkerSettings(queue=queue)
