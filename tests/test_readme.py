@@ -27,3 +27,32 @@ def test_make_demo_runs_the_tutorial_to_the_end():
     assert "12 confirmed" in result.stdout
     for worker in ("worker-1", "worker-2"):
         assert re.search(rf"{worker}: [1-9]\d* tasks acked, .* exit 0", result.stdout), result.stdout
+
+
+def test_running_workers_and_producers_snippet(broker, tmp_path):
+    """The snippet as written, with its broker URL pointed at the test's private node."""
+    import os
+    import sys
+
+    from tests.support.broker import wait_until
+    from tests.support.ledger import outcome_lines
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Running workers and producers", 1)[1]
+    lines = re.search(r"```sh\n(.*?)```", section, re.S).group(1).strip().splitlines()
+    export, worker_line, producer_line = lines
+    assert export.startswith("export WORKFLEET_AMQP_URL=")
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, WORKFLEET_AMQP_URL=broker.amqp_url, WORKFLEET_DOT_SECONDS="0.01", WORKFLEET_METRICS_PORT="0")
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(worker_line.rstrip("& ").split(), env=env, stderr=open(log, "wb"))
+    try:
+        produced = subprocess.run(producer_line.split(), env=env, capture_output=True, text=True, timeout=60)
+        assert produced.returncode == 0, produced.stderr
+        assert "3 confirmed" in produced.stdout
+        wait_until(lambda: len(outcome_lines(log)) == 3, timeout=60, message="three tasks acked")
+        assert {line["outcome"] for line in outcome_lines(log)} == {"acked"}
+    finally:
+        worker.terminate()
+        assert worker.wait(60) == 0

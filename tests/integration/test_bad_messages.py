@@ -61,7 +61,7 @@ def test_undecodable_messages_are_dead_lettered_on_first_sight(broker, queue_nam
         channel.confirm_delivery()
         for message_id, body, properties in bad:
             properties.message_id = message_id
-            properties.delivery_mode = pika.DeliveryMode.Persistent
+            properties.delivery_mode = pika.DeliveryMode.Persistent.value
             channel.basic_publish("", queue_name, body, properties, mandatory=True)
     good_ids, confirmed = publish(broker.amqp_url, queue_name, ["good."])
     bad_ids = [message_id for message_id, _, _ in bad]
