@@ -10,7 +10,6 @@ Prints medians and ratios; asserts nothing about time (results go to docs/benchm
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pika
 
+from workfleet_common.logs import read_delivery_outcomes
 from workfleet_operator.local.rabbitmq import RabbitNode
 
 BENCH = Path(__file__).resolve().parent
@@ -57,10 +57,10 @@ def drain_workfleet(amqp_url: str, queue: str, count: int, log: Path) -> float:
         times = []
         while len(times) < count:
             time.sleep(0.5)
-            times = [line for line in log.read_text().splitlines() if '"event": "delivery"' in line]
+            times = read_delivery_outcomes(log)
         worker.terminate()
         worker.wait(60)
-    stamps = [datetime.fromisoformat(json.loads(line)["ts"].rstrip("Z")).timestamp() for line in times]
+    stamps = [datetime.fromisoformat(line["ts"].rstrip("Z")).timestamp() for line in times]
     return (count - 1) / (max(stamps) - min(stamps))
 
 

@@ -35,7 +35,7 @@ def test_running_workers_and_producers_snippet(broker, tmp_path):
     import sys
 
     from tests.support.broker import wait_until
-    from tests.support.ledger import outcome_lines
+    from workfleet_common.logs import read_delivery_outcomes
 
     text = (ROOT / "README.md").read_text()
     section = text.split("## Running workers and producers", 1)[1]
@@ -51,8 +51,8 @@ def test_running_workers_and_producers_snippet(broker, tmp_path):
         produced = subprocess.run(producer_line.split(), env=env, capture_output=True, text=True, timeout=60)
         assert produced.returncode == 0, produced.stderr
         assert "3 confirmed" in produced.stdout
-        wait_until(lambda: len(outcome_lines(log)) == 3, timeout=60, message="three tasks acked")
-        assert {line["outcome"] for line in outcome_lines(log)} == {"acked"}
+        wait_until(lambda: len(read_delivery_outcomes(log)) == 3, timeout=60, message="three tasks acked")
+        assert {line["outcome"] for line in read_delivery_outcomes(log)} == {"acked"}
     finally:
         worker.terminate()
         assert worker.wait(60) == 0

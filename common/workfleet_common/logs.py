@@ -4,6 +4,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 # Attributes every LogRecord has; anything else passed with `extra=` is a field.
 _STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -35,3 +36,21 @@ def configure(level: str = "INFO") -> None:
     # pika logs every connection hiccup at WARNING and ERROR with tracebacks; the
     # reconnect loop already reports those once, in its own words.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+
+# The worker writes one line per delivery outcome with this event name; the local
+# fleet and the tests read them back (a ledger of what happened to each message).
+DELIVERY_EVENT = "delivery"
+
+
+def read_delivery_outcomes(log_path: Path) -> list[dict]:
+    """The delivery-outcome lines of a worker's JSON log, in order; other lines are skipped."""
+    outcomes = []
+    for raw in Path(log_path).read_text().splitlines():
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict) and line.get("event") == DELIVERY_EVENT:
+            outcomes.append(line)
+    return outcomes

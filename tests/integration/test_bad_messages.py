@@ -2,7 +2,7 @@
 
 import pika
 
-from tests.integration.test_work_queue import wait_for_ledger
+from tests.support.ledger import wait_for_ledger
 from tests.support.broker import declare, get_all, publish, queue_depth
 from workfleet_common import envelope
 from workfleet_common.topology import Topology

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.integration.test_work_queue import wait_for_ledger
+from tests.support.ledger import wait_for_ledger
 from tests.support.broker import declare, publish, queue_depth, wait_until
 from workfleet_common.topology import Topology
 

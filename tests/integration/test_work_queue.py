@@ -2,28 +2,14 @@
 
 import pika
 
-from tests.support.broker import declare, publish, queue_depth, wait_until
-from tests.support.ledger import Ledger, outcome_lines
+from tests.support.broker import declare, publish, queue_depth
+from tests.support.ledger import wait_for_ledger
 from workfleet_common import envelope
+from workfleet_common.logs import read_delivery_outcomes
 from workfleet_common.topology import Topology
 
 HEAVY = "heavy........"  # 8 dots
 LIGHT = "light."  # 1 dot
-
-
-def wait_for_ledger(ids, confirmed, fleet, timeout: float = 120) -> Ledger:
-    """Read the workers' logs until every confirmed id is settled."""
-    ledgers = []
-
-    def settled():
-        ledgers.append(Ledger.of_workers(ids, confirmed, fleet))
-        return ledgers[-1].settled >= set(confirmed)
-
-    try:
-        wait_until(settled, timeout=timeout, interval=0.2, message="every confirmed message settled")
-    except AssertionError as error:
-        raise AssertionError(f"{error}; ledger: {ledgers[-1].summary()}") from None
-    return ledgers[-1]
 
 
 def test_fair_dispatch_spreads_heavy_tasks(broker, queue_name, workers):
@@ -49,7 +35,7 @@ def test_fair_dispatch_spreads_heavy_tasks(broker, queue_name, workers):
     dots_of = {message_id: body.count(".") for message_id, body in zip(ids, bodies)}
     work, heavies = [], []
     for worker in fleet:
-        done = [line["message_id"] for line in outcome_lines(worker.log_path)]
+        done = [line["message_id"] for line in read_delivery_outcomes(worker.log_path)]
         work.append(sum(dots_of[message_id] for message_id in done))
         heavies.append(sum(1 for message_id in done if dots_of[message_id] == HEAVY.count(".")))
     assert all(count > 0 for count in heavies), f"one worker took every heavy task: {heavies}"

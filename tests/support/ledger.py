@@ -9,21 +9,10 @@ by what was in flight at the fault. Never judged: the `redelivered` flag.
 """
 
 import collections
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-
-def outcome_lines(log_path: Path) -> list[dict]:
-    lines = []
-    for raw in Path(log_path).read_text().splitlines():
-        try:
-            line = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        if line.get("event") == "delivery":
-            lines.append(line)
-    return lines
+from tests.support.broker import wait_until
+from workfleet_common.logs import read_delivery_outcomes
 
 
 @dataclass
@@ -37,7 +26,7 @@ class Ledger:
         """A ledger read from the workers' logs as they are now."""
         ledger = cls(set(published), set(confirmed))
         for worker in workers:
-            ledger.outcomes.extend(outcome_lines(worker.log_path))
+            ledger.outcomes.extend(read_delivery_outcomes(worker.log_path))
         return ledger
 
     def ids_with(self, outcome: str) -> collections.Counter:
@@ -75,3 +64,18 @@ class Ledger:
         assert not self.lost, "lost messages: " + self.summary()
         assert not self.unexpected, "unexpected messages: " + self.summary()
         assert len(self.duplicates) <= max_duplicates, "too many duplicates: " + self.summary()
+
+
+def wait_for_ledger(ids, confirmed, workers, timeout: float = 120) -> Ledger:
+    """Read the workers' logs until every confirmed id is settled; the ledger at that point."""
+    ledgers = []
+
+    def settled():
+        ledgers.append(Ledger.of_workers(ids, confirmed, workers))
+        return ledgers[-1].settled >= set(confirmed)
+
+    try:
+        wait_until(settled, timeout=timeout, interval=0.2, message="every confirmed message settled")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; ledger: {ledgers[-1].summary()}") from None
+    return ledgers[-1]

@@ -18,6 +18,7 @@ import pika
 import pika.exceptions
 
 from workfleet_common import envelope
+from workfleet_common.logs import DELIVERY_EVENT
 from workfleet_common.topology import Topology
 from workfleet_worker import decisions
 from workfleet_worker.decisions import Action, Decision
@@ -86,13 +87,12 @@ class ConsumerSession:
                 self._topology.queue, self._on_message, auto_ack=False
             )
             self._on_connected()
-            self._set_ready(True)
+            self._health.ready = True
             LOGGER.info("consuming", extra={"queue": self._topology.queue, "prefetch": self._prefetch})
             self._consume_until_stopped(consumer_tag)
-            self._connection.close()
         finally:
             self.alive = False
-            self._set_ready(False)
+            self._health.ready = False
             self._release_unsettled()
             if self._connection.is_open:
                 try:
@@ -114,7 +114,7 @@ class ConsumerSession:
                 # pika nacks (requeues) what arrived but was not dispatched yet.
                 self._channel.basic_cancel(consumer_tag)
                 consuming = False
-                self._set_ready(False)
+                self._health.ready = False
                 for job in self._runner.take_pending():
                     self._requeue(job.delivery, "shutdown")
             if not self._inflight.of_session(self):
@@ -122,10 +122,6 @@ class ConsumerSession:
 
     def _on_cancelled_by_broker(self, _method_frame) -> None:
         self._cancelled_by_broker = True
-
-    def _set_ready(self, ready: bool) -> None:
-        self._health.ready = ready
-        self._metrics.connected.set(1 if ready else 0)
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
         delivery = Delivery(
@@ -140,7 +136,6 @@ class ConsumerSession:
         self._metrics.received.inc()
         if method.redelivered:
             self._metrics.redelivered.inc()
-        self._update_in_flight_gauge()
         if self._stop.requested:
             self._requeue(delivery, "shutdown")
             return
@@ -179,7 +174,6 @@ class ConsumerSession:
     def _settle(self, delivery: Delivery, decision: Decision, error: str | None, duration_s: float) -> None:
         if not self._inflight.remove(delivery):
             return
-        self._update_in_flight_gauge()
         try:
             stored = self._store_copy(delivery, decision, error)
             if stored:
@@ -270,7 +264,6 @@ class ConsumerSession:
     def _requeue(self, delivery: Delivery, why: str) -> None:
         if not self._inflight.remove(delivery):
             return
-        self._update_in_flight_gauge()
         self._channel.basic_nack(delivery.delivery_tag, requeue=True)
         self._metrics.requeued.inc()
         LOGGER.info("requeued", extra={"message_id": delivery.name, "reason": why})
@@ -279,7 +272,6 @@ class ConsumerSession:
         """The task finished after its channel was gone: the broker has requeued it."""
         if not self._inflight.remove(delivery):
             return
-        self._update_in_flight_gauge()
         self._metrics.late_acks_dropped.inc()
         LOGGER.warning(
             "task finished after its channel closed; the broker redelivers it",
@@ -299,15 +291,11 @@ class ConsumerSession:
         for delivery in self._inflight.of_session(self):
             if delivery is not running:
                 self._drop_late(delivery)
-        self._update_in_flight_gauge()
-
-    def _update_in_flight_gauge(self) -> None:
-        self._metrics.in_flight.set(self._inflight.count())
 
     def _log_outcome(self, delivery: Delivery, duration_s: float, decision: Decision, error: str | None) -> None:
         outcome = decision.action.value
         fields = {
-            "event": "delivery",
+            "event": DELIVERY_EVENT,
             "queue": self._topology.queue,
             "message_id": delivery.name,
             "attempt": delivery.attempt,

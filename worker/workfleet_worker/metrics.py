@@ -64,5 +64,5 @@ class WorkerMetrics:
             "Tasks that finished after their channel was gone; the broker redelivers those.",
         )
         self.connected = Gauge(
-            "workfleet_worker_connected", "1 while consuming from the broker.", ["queue"], registry=registry
+            "workfleet_worker_connected", "1 while consuming from the broker (the same condition as /readyz).", ["queue"], registry=registry
         ).labels(queue)

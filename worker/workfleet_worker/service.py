@@ -37,7 +37,10 @@ def run_worker(
     """Consume until stopped; returns the exit status (0 after a clean drain)."""
     backoff = backoff or Backoff()
     inflight = InFlight()
+    # Gauges read at scrape time from the state itself, so they cannot drift from it.
+    metrics.in_flight.set_function(inflight.count)
     metrics.oldest_in_flight_age.set_function(inflight.oldest_age)
+    metrics.connected.set_function(lambda: 1 if health.ready else 0)
     while not stop.requested:
         session = ConsumerSession(
             parameters, topology, prefetch, max_attempts, runner, inflight, metrics, health, stop,

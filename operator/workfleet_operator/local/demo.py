@@ -5,7 +5,6 @@ tasks, shows the backlog draining and who did what, then stops everything.
 Workers and the producer run as separate processes, exactly as in production.
 """
 
-import collections
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pika
 
+from workfleet_common.logs import read_delivery_outcomes
 from workfleet_operator.local.rabbitmq import RabbitNode, free_port
 
 QUEUE = "tasks"
@@ -104,15 +104,8 @@ def _queue_state(amqp_url: str) -> tuple[int, int]:
 
 
 def _outcomes(log: Path) -> list[dict]:
-    lines = []
-    for raw in log.read_text().splitlines():
-        try:
-            line = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        if line.get("event") == "delivery" and line.get("outcome") == "acked":
-            lines.append(line)
-    return lines
+    """The worker's acked deliveries (the demo's tasks never fail)."""
+    return [line for line in read_delivery_outcomes(log) if line["outcome"] == "acked"]
 
 
 def _show_progress(amqp_url: str, logs: list[Path], total: int, say, timeout: float = 300) -> int:

@@ -209,7 +209,10 @@ class RabbitNode:
         (self.dir / "rabbitmq.pid").unlink(missing_ok=True)
 
     def restart(self, hard: bool = False) -> None:
-        self.kill() if hard else self.stop()
+        if hard:
+            self.kill()
+        else:
+            self.stop()
         self.start()
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
