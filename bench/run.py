@@ -3,7 +3,9 @@
     .venv/bin/python bench/run.py [--messages 20000] [--rounds 3]
 
 drain:   N trivial tasks at prefetch 1, classic durable queue, first ack to last ack:
-         workfleet-worker (JSON outcome log, metrics, task thread) vs bench/plain_consumer.py.
+         workfleet-worker (JSON outcome log, metrics, task thread) vs bench/plain_consumer.py;
+         then N/10 tasks of 5 ms each, the same two ways, to show the per-message overhead
+         against a small but real amount of work.
 publish: N persistent messages, whole process wall time including start-up:
          workfleet-produce (pipelined confirms) vs bench/naive_publish.py (one confirm each).
 Prints medians and ratios; asserts nothing about time (results go to docs/benchmarks.md).
@@ -28,9 +30,12 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
 
-def load(amqp_url: str, queue: str, count: int) -> None:
+TASK_5MS = 0.005  # seconds per '.'; the 5 ms rows publish "x."
+
+
+def load(amqp_url: str, queue: str, count: int, body: str = "x") -> None:
     result = subprocess.run(
-        [BIN / "workfleet-produce", "--queue", queue, "--queue-type", "classic", "--count", str(count), "x"],
+        [BIN / "workfleet-produce", "--queue", queue, "--queue-type", "classic", "--count", str(count), body],
         env=dict(os.environ, WORKFLEET_AMQP_URL=amqp_url),
         capture_output=True,
         text=True,
@@ -38,16 +43,21 @@ def load(amqp_url: str, queue: str, count: int) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def drain_plain(amqp_url: str, queue: str, count: int) -> float:
-    load(amqp_url, queue, count)
-    out = subprocess.run([PYTHON, BENCH / "plain_consumer.py", amqp_url, queue, str(count)], capture_output=True, text=True, check=True)
+def drain_plain(amqp_url: str, queue: str, count: int, dot_seconds: float = 0.0) -> float:
+    load(amqp_url, queue, count, "x." if dot_seconds else "x")
+    out = subprocess.run(
+        [PYTHON, BENCH / "plain_consumer.py", amqp_url, queue, str(count), str(dot_seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     first, last = map(float, out.stdout.split())
     return (count - 1) / (last - first)
 
 
-def drain_workfleet(amqp_url: str, queue: str, count: int, log: Path) -> float:
-    load(amqp_url, queue, count)
-    env = dict(os.environ, WORKFLEET_AMQP_URL=amqp_url, WORKFLEET_DOT_SECONDS="0")
+def drain_workfleet(amqp_url: str, queue: str, count: int, log: Path, dot_seconds: float = 0.0) -> float:
+    load(amqp_url, queue, count, "x." if dot_seconds else "x")
+    env = dict(os.environ, WORKFLEET_AMQP_URL=amqp_url, WORKFLEET_DOT_SECONDS=str(dot_seconds))
     with open(log, "wb") as stderr:
         worker = subprocess.Popen(
             [BIN / "workfleet-worker", "--queue", queue, "--queue-type", "classic", "--metrics-port", "0"],
@@ -87,12 +97,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     n = args.messages
-    rates = {name: [] for name in ("drain plain", "drain workfleet", "publish naive", "publish workfleet")}
+    names = ("drain plain", "drain workfleet", "5ms plain", "5ms workfleet", "publish naive", "publish workfleet")
+    rates = {name: [] for name in names}
     with RabbitNode() as broker:
         url = broker.amqp_url
         for round_number in range(args.rounds):
             rates["drain plain"].append(drain_plain(url, "bench_drain_plain", n))
             rates["drain workfleet"].append(drain_workfleet(url, "bench_drain_wf", n, broker.dir / "worker.log"))
+            rates["5ms plain"].append(drain_plain(url, "bench_5ms_plain", n // 10, TASK_5MS))
+            rates["5ms workfleet"].append(drain_workfleet(url, "bench_5ms_wf", n // 10, broker.dir / "worker.log", TASK_5MS))
             rates["publish naive"].append(publish_naive(url, "bench_pub_naive", n))
             purge(url, "bench_pub_naive")
             rates["publish workfleet"].append(publish_workfleet(url, "bench_pub_wf", n))
@@ -104,6 +117,8 @@ def main() -> None:
     print("|---|---:|---:|")
     print(f"| drain: plain tutorial consumer | {median['drain plain']:.0f} | 1.00 |")
     print(f"| drain: workfleet-worker | {median['drain workfleet']:.0f} | {median['drain workfleet'] / median['drain plain']:.2f} |")
+    print(f"| drain, 5 ms tasks ({n // 10}): plain consumer | {median['5ms plain']:.0f} | 1.00 |")
+    print(f"| drain, 5 ms tasks ({n // 10}): workfleet-worker | {median['5ms workfleet']:.0f} | {median['5ms workfleet'] / median['5ms plain']:.2f} |")
     print(f"| publish: one confirm per message | {median['publish naive']:.0f} | 1.00 |")
     print(f"| publish: workfleet-produce | {median['publish workfleet']:.0f} | {median['publish workfleet'] / median['publish naive']:.2f} |")
 
