@@ -1,11 +1,19 @@
-# The two commands the README promises, plus the setup they share.
-.PHONY: setup demo test
+# The two commands the README promises, plus what they share.
+.PHONY: setup tools demo test controlplane
 
 setup:
 	@scripts/setup.sh
 
+# etcd, kube-apiserver, kube-controller-manager, Helm 4 and 3, kubectl into .cache/bin
+tools:
+	@scripts/tools.sh
+
 demo: setup
 	.venv/bin/workfleet demo
 
-test: setup
+test: setup tools
 	.venv/bin/pytest
+
+# A control plane for development: prints its kubeconfig; Ctrl-C stops it.
+controlplane: setup tools
+	.venv/bin/python -m tests.support.controlplane

@@ -56,3 +56,31 @@ def test_running_workers_and_producers_snippet(broker, tmp_path):
     finally:
         worker.terminate()
         assert worker.wait(60) == 0
+
+
+def test_make_controlplane_starts_and_stops(tmp_path):
+    """`make controlplane` as the README gives it: it prints a working KUBECONFIG and,
+    on SIGTERM to the PID it prints, stops everything and removes its folder."""
+    import os
+    import signal
+
+    process = subprocess.Popen(["make", "controlplane"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any(line.startswith("kubectl:") for line in lines):
+            line = process.stdout.readline()
+            assert line, "make controlplane ended early: " + "".join(lines)
+            lines.append(line)
+        kubeconfig = next(line for line in lines if line.startswith("export KUBECONFIG=")).split("=", 1)[1].strip()
+        pid = int(re.search(r"kill (\d+)", lines[-1]).group(1))
+        kubectl = ROOT / ".cache" / "bin" / "kubectl"
+        result = subprocess.run([str(kubectl), f"--kubeconfig={kubeconfig}", "get", "namespaces"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "kube-system" in result.stdout, result.stderr
+        os.kill(pid, signal.SIGTERM)
+        assert process.wait(60) == 0
+        assert "stopped" in process.stdout.read()
+        assert not Path(kubeconfig).exists(), "the control plane's folder must be removed"
+    finally:
+        if process.poll() is None:
+            process.kill()
