@@ -31,6 +31,9 @@ LOGGER = logging.getLogger(__name__)
 DEFAULT_WINDOW = 1000
 DEFAULT_CONFIRM_TIMEOUT_S = 30.0
 WATCHDOG_INTERVAL_S = 0.5
+# After giving up, how long a clean close may take. Over a dead network the broker
+# never answers Connection.Close, and pika would wait for heartbeats to time out.
+CLOSE_GRACE_S = 2.0
 
 
 class Outcome(enum.Enum):
@@ -211,6 +214,12 @@ class _Batch:
             self._outcomes[index] = (Outcome.CONFIRMED, "")
         self._resolved += 1
 
+    def _abandon(self) -> None:
+        """The broker did not answer our close: stop waiting and leave the socket to the GC."""
+        if not self._connection.is_closed:
+            LOGGER.warning("broker did not acknowledge the close; abandoning the connection")
+            self._connection.ioloop.stop()
+
     def _watchdog(self) -> None:
         if not self._connection.is_open:
             return
@@ -218,6 +227,7 @@ class _Batch:
         if self._outstanding and stalled_for > self._publisher.confirm_timeout:
             self._failure = f"no confirm for {stalled_for:.0f}s"
             self._close()
+            self._connection.ioloop.call_later(CLOSE_GRACE_S, self._abandon)
             return
         if self._progress is not None:
             self._progress(self._resolved, len(self._messages))

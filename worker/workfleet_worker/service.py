@@ -1,13 +1,15 @@
 """The worker process: sessions one after another, reconnecting with backoff.
 
 The reconnect policy lives here, outside the consumer, and names the errors it
-retries: pika's connection errors and channel errors. Anything else is a bug and
-ends the process.
+retries: pika's connection errors, its channel errors, and the connector errors
+that BlockingConnection raises as they are (a handshake that times out, as when
+the network drops packets, is one). Anything else is a bug and ends the process.
 """
 
 import logging
 
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from workfleet_common.topology import Topology
 from workfleet_worker.backoff import Backoff
@@ -20,7 +22,11 @@ from workfleet_worker.shutdown import StopSignal
 
 LOGGER = logging.getLogger(__name__)
 
-RETRIED_ERRORS = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError)
+RETRIED_ERRORS = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    AMQPConnectorException,
+)
 
 
 def run_worker(
