@@ -8,3 +8,17 @@ def poison_or_dots(body, headers):
     if str(body).startswith("poison"):
         raise RuntimeError("poisoned input")
     dots(body, headers)
+
+
+def slow_first_time(body, headers):
+    """Sleeps WORKFLEET_TEST_SLOW_SECONDS the first time it sees a body, then returns
+    at once: a task that outlives the broker's consumer timeout only once."""
+    import hashlib
+    import os
+    import time
+    from pathlib import Path
+
+    marker = Path(os.environ["WORKFLEET_TEST_STATE_DIR"]) / hashlib.sha256(str(body).encode()).hexdigest()
+    if not marker.exists():
+        marker.touch()
+        time.sleep(float(os.environ["WORKFLEET_TEST_SLOW_SECONDS"]))

@@ -33,8 +33,9 @@ LOGGER = logging.getLogger(__name__)
 EVENTS_POLL_S = 0.5
 
 
-class ConsumerCancelled(pika.exceptions.AMQPChannelError):
-    """The broker cancelled our consumer (queue deleted, or its leader moved)."""
+class ChannelLost(pika.exceptions.AMQPChannelError):
+    """The broker closed a channel (for example on a delivery-acknowledgement timeout)
+    or cancelled our consumer (queue deleted, or its leader moved)."""
 
 
 class ConsumerSession:
@@ -105,8 +106,11 @@ class ConsumerSession:
         while True:
             self._connection.process_data_events(time_limit=EVENTS_POLL_S)
             self._health.beat()
+            # pika does not always raise these from process_data_events; check ourselves.
+            if self._channel.is_closed or self._publisher.is_closed:
+                raise ChannelLost("the broker closed a channel")
             if self._cancelled_by_broker:
-                raise ConsumerCancelled("the broker cancelled the consumer")
+                raise ChannelLost("the broker cancelled the consumer")
             if not self._stop.requested:
                 continue
             if consuming:

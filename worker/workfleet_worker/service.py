@@ -62,8 +62,25 @@ def run_worker(
                 extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": round(delay, 2)},
             )
             _wait_beating(stop, health, delay)
+            _wait_for_orphaned_task(runner, stop, health)
     LOGGER.info("stopped")
     return 0
+
+
+def _wait_for_orphaned_task(runner: TaskRunner, stop: StopSignal, health: HealthState) -> None:
+    """Reconnect only once the task from the lost session has finished.
+
+    Its message is back in the queue already. Consuming again while it runs would
+    make a new delivery wait behind it, with the broker's consumer-timeout clock
+    running, so one slow task could cost a second channel; and a worker runs one
+    task at a time whatever happens to its connection.
+    """
+    if runner.running_delivery() is None:
+        return
+    LOGGER.info("waiting for the task from the lost connection to finish before reconnecting")
+    while runner.running_delivery() is not None and not stop.requested:
+        health.beat()
+        stop.wait(0.2)
 
 
 def _wait_beating(stop: StopSignal, health: HealthState, seconds: float) -> None:
