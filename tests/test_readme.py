@@ -1,8 +1,14 @@
 """The README's quick start works exactly as written."""
 
+import os
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
+
+from tests.support.broker import wait_until
+from workfleet_common.logs import read_delivery_outcomes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,12 +37,6 @@ def test_make_demo_runs_the_tutorial_to_the_end():
 
 def test_running_workers_and_producers_snippet(broker, tmp_path):
     """The snippet as written, with its broker URL pointed at the test's private node."""
-    import os
-    import sys
-
-    from tests.support.broker import wait_until
-    from workfleet_common.logs import read_delivery_outcomes
-
     text = (ROOT / "README.md").read_text()
     section = text.split("## Running workers and producers", 1)[1]
     lines = re.search(r"```sh\n(.*?)```", section, re.S).group(1).strip().splitlines()
@@ -61,9 +61,6 @@ def test_running_workers_and_producers_snippet(broker, tmp_path):
 def test_make_controlplane_starts_and_stops(tmp_path):
     """`make controlplane` as the README gives it: it prints a working KUBECONFIG and,
     on SIGTERM to the PID it prints, stops everything and removes its folder."""
-    import os
-    import signal
-
     process = subprocess.Popen(["make", "controlplane"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         lines = []

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tests.support.broker import declare, wait_until
 from tests.support.ledger import Ledger
+from tests.support.processes import WorkerProcess
 from workfleet_common import envelope
 from workfleet_common.topology import Topology
 
@@ -33,8 +34,6 @@ encodings = st.sampled_from([None, "utf-8", "gzip", "nonsense"])
 
 @pytest.fixture(scope="module")
 def fuzz_worker(broker, tmp_path_factory):
-    from tests.support.processes import WorkerProcess
-
     queue = f"fuzz-{uuid.uuid4().hex[:8]}"
     declare(broker.amqp_url, Topology(queue))
     worker = WorkerProcess(broker.amqp_url, tmp_path_factory.mktemp("fuzz") / "worker.log",

@@ -1,11 +1,15 @@
 """A network cut between a worker and the broker, made by the test's TCP proxy."""
 
+import threading
+
 import pytest
 
-from tests.support.broker import declare, publish
+from tests.support.broker import declare, get_all, publish
 from tests.support.ledger import wait_for_ledger
 from tests.support.tcp_proxy import TcpProxy
+from workfleet_common.amqp import connection_parameters
 from workfleet_common.topology import Topology
+from workfleet_producer import ConfirmedPublisher, OutgoingMessage, Outcome
 
 IN_FLIGHT = "workfleet_worker_messages_in_flight"
 HEARTBEAT_S = 2
@@ -51,12 +55,6 @@ def test_producer_cut_off_mid_stream(broker, proxy, queue_name):
     a grace period instead of hanging; no message is reported confirmed that the
     queue lacks; the queue holds nothing beyond confirmed and indeterminate ones
     (never a not-sent one); and some messages are reported indeterminate."""
-    import threading
-
-    from tests.support.broker import get_all
-    from workfleet_common.amqp import connection_parameters
-    from workfleet_producer import ConfirmedPublisher, OutgoingMessage, Outcome
-
     declare(broker.amqp_url, Topology(queue_name))
     parameters = connection_parameters(proxy.url(broker.amqp_url, broker.amqp_port), "test")
     publisher = ConfirmedPublisher(parameters, "", queue_name, window=1000, confirm_timeout=3.0)

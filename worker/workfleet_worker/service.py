@@ -7,6 +7,8 @@ the network drops packets, is one). Anything else is a bug and ends the process.
 """
 
 import logging
+import time
+from collections.abc import Callable
 
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
@@ -21,6 +23,8 @@ from workfleet_worker.runner import TaskRunner
 from workfleet_worker.shutdown import StopSignal
 
 LOGGER = logging.getLogger(__name__)
+
+WAIT_STEP_S = 0.2
 
 RETRIED_ERRORS = (
     pika.exceptions.AMQPConnectionError,
@@ -61,7 +65,8 @@ def run_worker(
                 "broker connection lost; reconnecting",
                 extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": round(delay, 2)},
             )
-            _wait_beating(stop, health, delay)
+            deadline = time.monotonic() + delay
+            _wait_beating(stop, health, until=lambda: time.monotonic() >= deadline)
             _wait_for_orphaned_task(runner, stop, health)
     LOGGER.info("stopped")
     return 0
@@ -75,19 +80,13 @@ def _wait_for_orphaned_task(runner: TaskRunner, stop: StopSignal, health: Health
     running, so one slow task could cost a second channel; and a worker runs one
     task at a time whatever happens to its connection.
     """
-    if runner.running_delivery() is None:
-        return
-    LOGGER.info("waiting for the task from the lost connection to finish before reconnecting")
-    while runner.running_delivery() is not None and not stop.requested:
-        health.beat()
-        stop.wait(0.2)
+    if runner.running_delivery() is not None:
+        LOGGER.info("waiting for the task from the lost connection to finish before reconnecting")
+        _wait_beating(stop, health, until=lambda: runner.running_delivery() is None)
 
 
-def _wait_beating(stop: StopSignal, health: HealthState, seconds: float) -> None:
-    """Wait out a backoff delay while staying alive for the liveness probe."""
-    remaining = seconds
-    while remaining > 0 and not stop.requested:
+def _wait_beating(stop: StopSignal, health: HealthState, until: Callable[[], bool]) -> None:
+    """Wait until `until()` or a stop, staying alive for the liveness probe."""
+    while not until() and not stop.requested:
         health.beat()
-        step = min(1.0, remaining)
-        stop.wait(step)
-        remaining -= step
+        stop.wait(WAIT_STEP_S)
