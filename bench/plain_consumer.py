@@ -1,7 +1,8 @@
-"""The baseline: a consumer written like the RabbitMQ tutorial's worker.py, minus the sleep.
+"""The baseline: a consumer written like the RabbitMQ tutorial's worker.py.
 
 Prints the wall-clock times of its first and last ack once it has acked N messages.
-The optional fourth argument is seconds of work per '.' in the body (the tutorial's 1 s).
+The optional fourth argument is seconds of work per '.' in the body (the tutorial's 1 s),
+or "none" to skip the tutorial's sleep call altogether.
 """
 
 import sys
@@ -10,7 +11,8 @@ import time
 import pika
 
 amqp_url, queue, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
-dot_seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+work = sys.argv[4] if len(sys.argv) > 4 else "0"
+dot_seconds = None if work == "none" else float(work)
 connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
 channel = connection.channel()
 channel.queue_declare(queue=queue, durable=True)
@@ -21,7 +23,8 @@ first = last = 0.0
 
 def callback(ch, method, properties, body):
     global acked, first, last
-    time.sleep(body.decode().count(".") * dot_seconds)  # the tutorial's work
+    if dot_seconds is not None:
+        time.sleep(body.decode().count(".") * dot_seconds)  # the tutorial's work
     ch.basic_ack(delivery_tag=method.delivery_tag)
     acked += 1
     last = time.time()

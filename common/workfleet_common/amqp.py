@@ -23,3 +23,24 @@ def connection_parameters(amqp_url: str, component: str, **overrides) -> pika.UR
     for name, value in overrides.items():
         setattr(parameters, name, value)
     return parameters
+
+
+def persistent_copy(original: pika.BasicProperties, headers: dict) -> pika.BasicProperties:
+    """The properties for a republished copy of a message: the same message, new headers.
+
+    Used for retry and dead-letter copies and for requeues out of the dead-letter
+    queue, so a message keeps its id, type and timestamp wherever it travels.
+    """
+    return pika.BasicProperties(
+        content_type=original.content_type,
+        content_encoding=original.content_encoding,
+        headers=headers,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        priority=original.priority,
+        correlation_id=original.correlation_id,
+        reply_to=original.reply_to,
+        message_id=original.message_id,
+        timestamp=original.timestamp,
+        type=original.type,
+        app_id=original.app_id,
+    )

@@ -11,7 +11,6 @@ from workfleet_common.settings import add_setting_flags, settings_from
 from workfleet_common.topology import Topology
 from workfleet_worker import health
 from workfleet_worker.metrics import WorkerMetrics
-from workfleet_worker.runner import TaskRunner
 from workfleet_worker.service import run_worker
 from workfleet_worker.settings import WorkerSettings
 from workfleet_worker.shutdown import StopSignal
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         Topology(settings.queue, settings.queue_type),
         settings.prefetch,
         settings.max_attempts,
-        TaskRunner(load_task(settings.task)),
+        load_task(settings.task),
         metrics,
         state,
         stop,

@@ -1,15 +1,15 @@
-"""One connection's life: declare, consume, hand tasks to the runner, settle results.
+"""One connection's life: declare, consume, run each task, settle its result.
 
-Everything here runs on the connection thread except `_on_task_done`'s first half,
-which runs on the task thread and only schedules the rest through
-`add_callback_threadsafe`, the one thread-safe call of a pika BlockingConnection.
+Tasks run on the main thread, one at a time, between turns of the connection's I/O
+loop; while a task runs long, a ConnectionKeeper drives the connection so heartbeats
+keep flowing (see keeper.py). pika callbacks only record what arrived.
 
 Settling order is what keeps messages safe: a retry or dead-letter copy is
 published and confirmed first, and only then is the original acked. A crash in
 between leaves a duplicate, never a loss.
 """
 
-import functools
+import collections
 import logging
 import time
 from collections.abc import Callable
@@ -18,15 +18,18 @@ import pika
 import pika.exceptions
 
 from workfleet_common import envelope
+from workfleet_common.amqp import persistent_copy
 from workfleet_common.logs import DELIVERY_EVENT
 from workfleet_common.topology import Topology
 from workfleet_worker import decisions
 from workfleet_worker.decisions import Action, Decision
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import Delivery, InFlight
+from workfleet_worker.keeper import ConnectionKeeper
 from workfleet_worker.metrics import WorkerMetrics
-from workfleet_worker.runner import Job, TaskResult, TaskRunner
+from workfleet_worker.runner import TaskResult, run_task
 from workfleet_worker.shutdown import StopSignal
+from workfleet_worker.task_loading import Task
 
 LOGGER = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class ConsumerSession:
         topology: Topology,
         prefetch: int,
         max_attempts: int,
-        runner: TaskRunner,
+        task: Task,
         inflight: InFlight,
         metrics: WorkerMetrics,
         health: HealthState,
@@ -56,17 +59,19 @@ class ConsumerSession:
         self._topology = topology
         self._prefetch = prefetch
         self._max_attempts = max_attempts
-        self._runner = runner
+        self._task = task
         self._inflight = inflight
         self._metrics = metrics
         self._health = health
         self._stop = stop
         self._on_connected = on_connected
         self._connection = None
+        self._keeper = None
         self._channel = None
         self._publisher = None
+        # Deliveries in arrival order, not started yet; filled by pika's callback.
+        self._arrived: collections.deque[Delivery] = collections.deque()
         self._cancelled_by_broker = False
-        self.alive = False
 
     def run(self) -> None:
         """Consume until a stop is requested and the work in hand is settled.
@@ -74,7 +79,7 @@ class ConsumerSession:
         Raises pika's connection and channel errors; the caller reconnects.
         """
         self._connection = pika.BlockingConnection(self._parameters)
-        self.alive = True
+        self._keeper = ConnectionKeeper(self._connection, on_beat=self._health.beat)
         try:
             self._channel = self._connection.channel()
             self._topology.declare(self._channel)
@@ -92,8 +97,8 @@ class ConsumerSession:
             LOGGER.info("consuming", extra={"queue": self._topology.queue, "prefetch": self._prefetch})
             self._consume_until_stopped(consumer_tag)
         finally:
-            self.alive = False
             self._health.ready = False
+            self._keeper.close()
             self._release_unsettled()
             if self._connection.is_open:
                 try:
@@ -102,32 +107,37 @@ class ConsumerSession:
                     pass
 
     def _consume_until_stopped(self, consumer_tag: str) -> None:
-        consuming = True
         while True:
-            self._connection.process_data_events(time_limit=EVENTS_POLL_S)
-            self._health.beat()
-            # pika does not always raise these from process_data_events; check ourselves.
-            if self._channel.is_closed or self._publisher.is_closed:
-                raise ChannelLost("the broker closed a channel")
-            if self._cancelled_by_broker:
-                raise ChannelLost("the broker cancelled the consumer")
-            if not self._stop.requested:
-                continue
-            if consuming:
-                LOGGER.info("stop requested: finishing the task in hand")
-                # pika nacks (requeues) what arrived but was not dispatched yet.
-                self._channel.basic_cancel(consumer_tag)
-                consuming = False
-                self._health.ready = False
-                for job in self._runner.take_pending():
-                    self._requeue(job.delivery, "shutdown")
-            if not self._inflight.of_session(self):
+            self._raise_if_channel_lost()
+            if self._stop.requested:
+                self._stop_consuming(consumer_tag)
                 return
+            if self._arrived:
+                self._handle(self._arrived.popleft())
+            else:
+                self._connection.process_data_events(time_limit=EVENTS_POLL_S)
+                self._health.beat()
+
+    def _raise_if_channel_lost(self) -> None:
+        # pika does not always raise these from process_data_events; check ourselves.
+        if self._channel.is_closed or self._publisher.is_closed:
+            raise ChannelLost("the broker closed a channel")
+        if self._cancelled_by_broker:
+            raise ChannelLost("the broker cancelled the consumer")
+
+    def _stop_consuming(self, consumer_tag: str) -> None:
+        LOGGER.info("stop requested: consumer cancelled, unstarted deliveries requeued")
+        self._health.ready = False
+        # pika requeues what reached it but was not dispatched to us yet.
+        self._channel.basic_cancel(consumer_tag)
+        while self._arrived:
+            self._requeue(self._arrived.popleft(), "shutdown")
 
     def _on_cancelled_by_broker(self, _method_frame) -> None:
         self._cancelled_by_broker = True
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
+        """pika's callback, on whichever thread drives the connection: record only."""
         delivery = Delivery(
             session=self,
             delivery_tag=method.delivery_tag,
@@ -140,36 +150,29 @@ class ConsumerSession:
         self._metrics.received.inc()
         if method.redelivered:
             self._metrics.redelivered.inc()
-        if self._stop.requested:
-            self._requeue(delivery, "shutdown")
-            return
+        self._arrived.append(delivery)
+
+    def _handle(self, delivery: Delivery) -> None:
+        properties = delivery.properties
         try:
             message = envelope.decode(
-                body, properties.headers, properties.content_type, properties.content_encoding
+                delivery.body, properties.headers, properties.content_type, properties.content_encoding
             )
         except envelope.MalformedMessage as error:
             self._settle(delivery, decisions.for_malformed(), str(error), duration_s=0.0)
             return
         delivery.attempts_before = message.attempts_before
-        self._runner.submit(
-            Job(delivery, message.body, message.headers, functools.partial(self._on_task_done, delivery))
-        )
-
-    def _on_task_done(self, delivery: Delivery, result: TaskResult) -> None:
-        """Called on the task thread: hand the result back to the connection thread."""
-        settle = functools.partial(self._settle_task_result, delivery, result)
-        try:
-            if self.alive:
-                self._connection.add_callback_threadsafe(settle)
-                return
-        except pika.exceptions.ConnectionWrongStateError:
-            pass
-        self._drop_late(delivery)
+        with self._keeper.lent():
+            result = run_task(self._task, message.body, message.headers)
+        if self._keeper.failure is not None:
+            self._drop_late(delivery)
+            raise self._keeper.failure
+        if not self._channel.is_open:
+            self._drop_late(delivery)
+            raise ChannelLost("the broker closed the channel while the task ran")
+        self._settle_task_result(delivery, result)
 
     def _settle_task_result(self, delivery: Delivery, result: TaskResult) -> None:
-        if not self.alive or not self._channel.is_open:
-            self._drop_late(delivery)
-            return
         decision = decisions.after_task(delivery.attempt, self._max_attempts, result.error)
         error = envelope.summarize_error(result.error) if result.error else None
         self._metrics.task_duration[decision.action].observe(result.duration_s)
@@ -231,20 +234,7 @@ class ConsumerSession:
             self._metrics.dead_lettered[decision.reason].inc()
 
     def _publish_copy(self, exchange: str, routing_key: str, delivery: Delivery, headers: dict) -> None:
-        original = delivery.properties
-        properties = pika.BasicProperties(
-            content_type=original.content_type,
-            content_encoding=original.content_encoding,
-            headers=headers,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            priority=original.priority,
-            correlation_id=original.correlation_id,
-            reply_to=original.reply_to,
-            message_id=original.message_id,
-            timestamp=original.timestamp,
-            type=original.type,
-            app_id=original.app_id,
-        )
+        properties = persistent_copy(delivery.properties, headers)
         self._publisher.basic_publish(exchange, routing_key, delivery.body, properties, mandatory=True)
 
     @staticmethod
@@ -283,17 +273,17 @@ class ConsumerSession:
         )
 
     def _release_unsettled(self) -> None:
-        """After the connection is gone: the broker has requeued all this session held.
+        """After the session: the broker has requeued all it still held.
 
-        Jobs not started yet are forgotten quietly; a task that finished but could
-        not be acked is reported as a late ack. The running task reports itself
-        when it finishes (see `_on_task_done`).
+        Deliveries not started are forgotten quietly; any other still unsettled
+        is reported as a late ack.
         """
-        for job in self._runner.take_pending(keep=lambda job: job.delivery.session is not self):
-            self._inflight.remove(job.delivery)
-        running = self._runner.running_delivery()
+        not_started = set(self._arrived)
+        self._arrived.clear()
         for delivery in self._inflight.of_session(self):
-            if delivery is not running:
+            if delivery in not_started:
+                self._inflight.remove(delivery)
+            else:
                 self._drop_late(delivery)
 
     def _log_outcome(self, delivery: Delivery, duration_s: float, decision: Decision, error: str | None) -> None:

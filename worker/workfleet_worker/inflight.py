@@ -1,8 +1,9 @@
 """Deliveries this worker holds and has not settled yet.
 
-Shared by the connection thread and the task thread, hence the lock. Removing a
-delivery is the one way to settle it, and only the first remover wins, so a
-delivery is acked, requeued or reported as dropped exactly once.
+Filled by whichever thread drives the connection and read by the metrics
+endpoint's thread, hence the lock. Removing a delivery is the one way to settle
+it, and only the first remover wins, so a delivery is acked, requeued or
+reported as dropped exactly once.
 """
 
 import threading

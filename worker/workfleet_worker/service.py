@@ -19,8 +19,8 @@ from workfleet_worker.consumer import ConsumerSession
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import InFlight
 from workfleet_worker.metrics import WorkerMetrics
-from workfleet_worker.runner import TaskRunner
 from workfleet_worker.shutdown import StopSignal
+from workfleet_worker.task_loading import Task
 
 LOGGER = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def run_worker(
     topology: Topology,
     prefetch: int,
     max_attempts: int,
-    runner: TaskRunner,
+    task: Task,
     metrics: WorkerMetrics,
     health: HealthState,
     stop: StopSignal,
@@ -53,7 +53,7 @@ def run_worker(
     metrics.connected.set_function(lambda: 1 if health.ready else 0)
     while not stop.requested:
         session = ConsumerSession(
-            parameters, topology, prefetch, max_attempts, runner, inflight, metrics, health, stop,
+            parameters, topology, prefetch, max_attempts, task, inflight, metrics, health, stop,
             on_connected=backoff.reset,
         )
         try:
@@ -67,22 +67,8 @@ def run_worker(
             )
             deadline = time.monotonic() + delay
             _wait_beating(stop, health, until=lambda: time.monotonic() >= deadline)
-            _wait_for_orphaned_task(runner, stop, health)
     LOGGER.info("stopped")
     return 0
-
-
-def _wait_for_orphaned_task(runner: TaskRunner, stop: StopSignal, health: HealthState) -> None:
-    """Reconnect only once the task from the lost session has finished.
-
-    Its message is back in the queue already. Consuming again while it runs would
-    make a new delivery wait behind it, with the broker's consumer-timeout clock
-    running, so one slow task could cost a second channel; and a worker runs one
-    task at a time whatever happens to its connection.
-    """
-    if runner.running_delivery() is not None:
-        LOGGER.info("waiting for the task from the lost connection to finish before reconnecting")
-        _wait_beating(stop, health, until=lambda: runner.running_delivery() is None)
 
 
 def _wait_beating(stop: StopSignal, health: HealthState, until: Callable[[], bool]) -> None:

@@ -26,6 +26,10 @@ def dots(body, headers) -> None:
     time.sleep(text.count(".") * dot_seconds())
 
 
+def noop(body, headers) -> None:
+    """Does nothing: for measuring the worker's own cost per message."""
+
+
 def fail(body, headers) -> None:
     """Always raises: a poison task, for trying out retries and the dead-letter queue."""
     raise RuntimeError("this task always fails")

@@ -1,0 +1,96 @@
+"""Keeps a connection's I/O going while the main thread runs a long task.
+
+Tasks run on the main thread, like the tutorial's consumer, because handing each
+message to another thread costs more than a short task itself (docs/benchmarks.md).
+A pika BlockingConnection sends heartbeats and reads the broker's frames only while
+somebody drives it, so once a task has run for KEEP_AFTER_S this keeper drives it
+until the task returns. One thread drives the connection at a time: the main thread
+lends it for the task (`lent`) and takes it back afterwards, under `_driving`.
+
+Short tasks never wake this thread; a long task costs two thread switches.
+"""
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pika.exceptions
+
+LOGGER = logging.getLogger(__name__)
+
+# Far below any heartbeat interval the broker would accept (seconds, not minutes).
+KEEP_AFTER_S = 0.5
+CHECK_EVERY_S = 0.25
+DRIVE_STEP_S = 0.5
+
+
+class ConnectionKeeper:
+    def __init__(self, connection, on_beat: Callable[[], None]):
+        self._connection = connection
+        self._on_beat = on_beat
+        self._driving = threading.Lock()
+        self._driving.acquire()  # the main thread drives until it lends the connection
+        self._task_started_at: float | None = None
+        self._keeper_driving = False
+        self._closed = threading.Event()
+        # What the connection raised while this keeper drove it; the main thread
+        # raises it once the task has returned.
+        self.failure: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="connection-keeper", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[None]:
+        """Run the body (one task) while the keeper may drive the connection."""
+        self._task_started_at = time.monotonic()
+        self._driving.release()
+        try:
+            yield
+        finally:
+            self._task_started_at = None
+            if self._keeper_driving:
+                self._wake_keeper()
+            self._driving.acquire()
+
+    def close(self) -> None:
+        """Stop the keeper; call it from the main thread, outside `lent`."""
+        self._closed.set()
+        self._thread.join(timeout=CHECK_EVERY_S * 4)
+
+    def _run(self) -> None:
+        while not self._closed.wait(CHECK_EVERY_S):
+            if not self._task_is_long():
+                continue
+            if not self._driving.acquire(timeout=CHECK_EVERY_S):
+                continue
+            try:
+                if self._task_is_long():  # the main thread may have started a new task
+                    self._drive_until_task_returns()
+            finally:
+                self._driving.release()
+
+    def _task_is_long(self) -> bool:
+        started = self._task_started_at
+        return started is not None and time.monotonic() - started >= KEEP_AFTER_S
+
+    def _drive_until_task_returns(self) -> None:
+        self._keeper_driving = True
+        try:
+            while self._task_started_at is not None and self.failure is None:
+                try:
+                    self._connection.process_data_events(time_limit=DRIVE_STEP_S)
+                except Exception as error:  # noqa: BLE001 - handed to the main thread as it is
+                    LOGGER.warning("connection failed during a long task", extra={"error": repr(error)})
+                    self.failure = error
+                self._on_beat()
+        finally:
+            self._keeper_driving = False
+
+    def _wake_keeper(self) -> None:
+        """Make the keeper's process_data_events return now instead of after a step."""
+        try:
+            self._connection.add_callback_threadsafe(lambda: None)
+        except pika.exceptions.AMQPError:
+            pass  # the connection is gone, so the keeper is not waiting on it
