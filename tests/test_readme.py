@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.broker import wait_until
+from tests.support.broker import declare, publish, queue_depth, wait_until
+from workfleet_common.topology import Topology
 from workfleet_common.logs import read_delivery_outcomes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,3 +82,35 @@ def test_make_controlplane_starts_and_stops(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_dead_letter_queue_snippet(own_broker, workers):
+    """The `workfleet dlq` lines as written (ID replaced by a real dead letter's id),
+    against the test's own node, on dead letters a real worker made."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## The dead-letter queue", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    lines = [line.split("#", 1)[0].split() for line in block.splitlines() if line.strip()]
+    assert [line[:3] for line in lines] == [["workfleet", "dlq", command] for command in ("list", "show", "requeue", "purge")]
+
+    declare(own_broker.amqp_url, Topology("images"))
+    worker = workers(own_broker.amqp_url, "--queue", "images", "--task", "workfleet_worker.tasks:fail", "--max-attempts", "1")
+    ids, _ = publish(own_broker.amqp_url, "images", ["cat.jpg", "dog.jpg"])
+    wait_until(lambda: queue_depth(own_broker.amqp_url, "images.dlq")[0] == 2, message="two dead letters")
+    assert worker.terminate() == 0
+
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, WORKFLEET_AMQP_URL=own_broker.amqp_url)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    outputs = []
+    for line in lines:
+        command = [ids[0] if word == "ID" else word for word in line]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+        outputs.append(result.stdout)
+    listed, shown, requeued, purged = outputs
+    assert listed.startswith("2 message(s) in images.dlq") and ids[0] in listed and ids[1] in listed
+    assert f"message_id: {ids[0]}" in shown and shown.rstrip().endswith("cat.jpg")
+    assert "requeued 2 of 2" in requeued
+    assert "purged 0" in purged
+    assert queue_depth(own_broker.amqp_url, "images")[0] == 2

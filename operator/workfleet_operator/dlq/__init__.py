@@ -1,0 +1,1 @@
+"""`workfleet dlq`: inspect, requeue and purge a work queue's dead-letter queue."""
