@@ -1,11 +1,15 @@
 """Poison tasks and undecodable messages go to the dead-letter queue; work goes on."""
 
+import random
+
 import pika
 
 from tests.support.ledger import wait_for_ledger
 from tests.support.broker import declare, get_all, publish, queue_depth
 from workfleet_common import envelope
+from workfleet_common.amqp import connection_parameters
 from workfleet_common.topology import Topology
+from workfleet_producer import ConfirmedPublisher, OutgoingMessage, Outcome
 
 POISON_TASK = "tests.support.tasks:poison_or_dots"
 
@@ -78,3 +82,32 @@ def test_undecodable_messages_are_dead_lettered_on_first_sight(broker, queue_nam
     assert "JSON" in dead["bad-json"][envelope.ERROR_HEADER]
     assert envelope.ATTEMPTS_HEADER in dead["bad-header"][envelope.ERROR_HEADER]
     assert worker.process.poll() is None
+
+
+def test_poison_and_malformed_among_good_under_load(broker, queue_name, workers):
+    """Three workers drain 1,000 messages: 950 good, 30 poison (always raise) and 20
+    with invalid UTF-8 bodies, shuffled, with --max-attempts 3. Pass: every good one
+    is acked exactly once; every poison one is executed exactly 3 times and rests in
+    the dead-letter queue once; every malformed one is dead-lettered at its first
+    delivery; the dead-letter queue holds exactly those 50; no worker crashed."""
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    fleet = [
+        workers(broker.amqp_url, "--queue", queue_name, "--task", POISON_TASK, "--max-attempts", "3", dot_seconds=0.001)
+        for _ in range(3)
+    ]
+    bodies = [f"good {index}." for index in range(950)] + [f"poison {index}" for index in range(30)]
+    random.Random(7).shuffle(bodies)
+    ids, confirmed = publish(broker.amqp_url, queue_name, bodies)
+    malformed = [OutgoingMessage(b"\xff\xfe not text " + bytes([index])) for index in range(20)]
+    results = ConfirmedPublisher(connection_parameters(broker.amqp_url, "test"), "", queue_name).publish(malformed)
+    malformed_ids = {result.message_id for result in results if result.outcome is Outcome.CONFIRMED}
+    assert len(malformed_ids) == 20 and confirmed == set(ids)
+
+    all_ids = ids + sorted(malformed_ids)
+    ledger = wait_for_ledger(all_ids, set(all_ids), fleet, timeout=180)
+    poison_ids = {message_id for message_id, body in zip(ids, bodies) if body.startswith("poison")}
+    assert all(ledger.executions(message_id) == 3 for message_id in poison_ids)
+    assert all(ledger.executions(message_id) == 1 for message_id in malformed_ids)
+    assert all(worker.process.poll() is None for worker in fleet)
+    ledger.assert_final(broker.amqp_url, topology, dead_lettered=poison_ids | malformed_ids, max_executions=3)

@@ -32,9 +32,11 @@ def test_worker_started_before_the_broker(workers, queue_name):
         node.start()
         worker.wait_ready(timeout=120)
         assert probe(worker, "/readyz") == 200
-        declare(node.amqp_url, Topology(queue_name))
+        topology = Topology(queue_name)
+        declare(node.amqp_url, topology)
         ids, confirmed = publish(node.amqp_url, queue_name, ["after the outage."])
-        wait_for_ledger(ids, confirmed, [worker]).assert_nothing_lost()
+        ledger = wait_for_ledger(ids, confirmed, [worker])
         assert worker.terminate() == 0
+        ledger.assert_final(node.amqp_url, topology)
     finally:
         node.close()

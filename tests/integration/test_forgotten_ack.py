@@ -28,7 +28,8 @@ def test_delivery_held_past_consumer_timeout(short_timeout_broker, queue_name, w
     reconnect, the stale ack dropped and counted, no crash), the message is
     redelivered and acked once; nothing lost."""
     broker = short_timeout_broker
-    declare(broker.amqp_url, Topology(queue_name))
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
     worker = workers(
         broker.amqp_url, "--queue", queue_name, "--task", "tests.support.tasks:slow_first_time",
         env={"WORKFLEET_TEST_STATE_DIR": str(tmp_path), "WORKFLEET_TEST_SLOW_SECONDS": str(SLOW_TASK_S)},
@@ -45,3 +46,4 @@ def test_delivery_held_past_consumer_timeout(short_timeout_broker, queue_name, w
     assert worker.metric("workfleet_worker_reconnects_total") == 1
     assert worker.metric("workfleet_worker_late_acks_dropped_total") == 1
     assert worker.process.poll() is None
+    ledger.assert_final(broker.amqp_url, topology)

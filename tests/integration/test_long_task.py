@@ -28,7 +28,8 @@ def test_long_task_keeps_its_connection_and_channel(configured_broker, queue_nam
     while the task runs. Pass: acked once at its first attempt, no reconnect, no
     dropped late ack, and the worker is still connected and consuming afterwards."""
     broker = configured_broker
-    declare(broker.amqp_url, Topology(queue_name))
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
     worker = workers(broker.amqp_url + f"?heartbeat={HEARTBEAT_S}", "--queue", queue_name, dot_seconds=1.0)
     worker.wait_ready()
     ids, confirmed = publish(broker.amqp_url, queue_name, ["long" + "." * TASK_S])
@@ -40,3 +41,4 @@ def test_long_task_keeps_its_connection_and_channel(configured_broker, queue_nam
     assert worker.metric("workfleet_worker_reconnects_total") == 0
     assert worker.metric("workfleet_worker_late_acks_dropped_total") == 0
     assert worker.metric("workfleet_worker_connected") == 1
+    ledger.assert_final(broker.amqp_url, topology)

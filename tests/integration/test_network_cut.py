@@ -28,7 +28,8 @@ def test_worker_cut_off_mid_task(broker, proxy, queue_name, workers):
     and worker B (direct) completes it; A notices the dead connection, drops its
     stale ack without crashing (late ack counted, no acked line for it), and once
     the cut heals reconnects and is ready again. Nothing lost, no duplicate ack."""
-    declare(broker.amqp_url, Topology(queue_name))
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
     cut_url = proxy.url(broker.amqp_url, broker.amqp_port) + f"?heartbeat={HEARTBEAT_S}"
     first = workers(cut_url, "--queue", queue_name, dot_seconds=1.0)
     first.wait_ready()
@@ -47,6 +48,7 @@ def test_worker_cut_off_mid_task(broker, proxy, queue_name, workers):
     assert first.metric("workfleet_worker_reconnects_total") >= 1
     assert wait_for_ledger(ids, confirmed, [second]).ids_with("acked") == {ids[0]: 1}, "B must be the one that acked"
     assert first.terminate() == 0
+    ledger.assert_final(broker.amqp_url, topology)
 
 
 def test_producer_cut_off_mid_stream(broker, proxy, queue_name):

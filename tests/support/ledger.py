@@ -11,7 +11,7 @@ by what was in flight at the fault. Never judged: the `redelivered` flag.
 import collections
 from dataclasses import dataclass, field
 
-from tests.support.broker import wait_until
+from tests.support.broker import get_all, queue_depth, wait_until
 from workfleet_common.logs import read_delivery_outcomes
 
 
@@ -64,6 +64,29 @@ class Ledger:
         assert not self.lost, "lost messages: " + self.summary()
         assert not self.unexpected, "unexpected messages: " + self.summary()
         assert len(self.duplicates) <= max_duplicates, "too many duplicates: " + self.summary()
+
+
+    def assert_final(
+        self,
+        amqp_url: str,
+        topology,
+        dead_lettered: set[str] = frozenset(),
+        max_duplicates: int = 0,
+        max_executions: int = 1,
+    ) -> None:
+        """The whole verdict once the fault healed and everything drained: nothing lost
+        or unexpected, duplicates and executions within bounds, the work queue empty,
+        and the dead-letter queue holding exactly the expected ids (it is emptied)."""
+        self.assert_nothing_lost(max_duplicates)
+        executed = collections.Counter(line["message_id"] for line in self.outcomes)
+        over = {message_id: count for message_id, count in executed.items() if count > max_executions}
+        assert not over, f"executed more than {max_executions} times: {over}; " + self.summary()
+        assert set(self.ids_with("dead_lettered")) == set(dead_lettered), "dead-lettered: " + self.summary()
+        assert queue_depth(amqp_url, topology.queue)[0] == 0, "the work queue is not empty"
+        resting = collections.Counter(properties.message_id for properties, _ in get_all(amqp_url, topology.dead_letter_queue))
+        assert set(resting) == set(dead_lettered) and sum(resting.values()) <= len(dead_lettered) + max_duplicates, (
+            f"dead-letter queue holds {dict(resting)}"
+        )
 
 
 def wait_for_ledger(ids, confirmed, workers, timeout: float = 120) -> Ledger:
