@@ -18,6 +18,14 @@ from typing import Any, Literal
 
 QueueType = Literal["quorum", "classic"]
 
+# Deliveries of one message a quorum work queue allows before it dead-letters the
+# message itself. The worker counts failed attempts on its own (max-attempts), but
+# a task that kills its worker process (a segfault, an out-of-memory kill) never
+# lets it count; only the broker sees those deliveries come back. Far above any
+# max-attempts a retry policy needs, because every requeue counts: a SIGKILL after
+# the grace period, a lost connection, a consumer timeout.
+DELIVERY_LIMIT = 20
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -39,13 +47,15 @@ class Topology:
     def work_queue_arguments(self) -> dict[str, Any]:
         # The worker dead-letters by publishing to the exchange itself (so it can add
         # the reason); the queue's own dead-letter arguments are a backstop for what
-        # the broker rejects on its own, and are left off classic queues for interop.
+        # the broker dead-letters on its own (the delivery limit), and are left off
+        # classic queues for interop with the tutorial.
         if self.queue_type == "classic":
             return {}
         return {
             "x-queue-type": self.queue_type,
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-dead-letter-routing-key": self.dead_letter_routing_key,
+            "x-delivery-limit": DELIVERY_LIMIT,
         }
 
     def dead_letter_queue_arguments(self) -> dict[str, Any]:

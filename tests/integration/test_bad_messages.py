@@ -1,14 +1,17 @@
 """Poison tasks and undecodable messages go to the dead-letter queue; work goes on."""
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pika
 
 from tests.support.ledger import wait_for_ledger
-from tests.support.broker import declare, get_all, publish, queue_depth
+from tests.support.broker import declare, get_all, publish, queue_depth, wait_until
 from workfleet_common import envelope
 from workfleet_common.amqp import connection_parameters
-from workfleet_common.topology import Topology
+from workfleet_common.topology import DELIVERY_LIMIT, Topology
 from workfleet_producer import ConfirmedPublisher, OutgoingMessage, Outcome
 
 POISON_TASK = "tests.support.tasks:poison_or_dots"
@@ -111,3 +114,40 @@ def test_poison_and_malformed_among_good_under_load(broker, queue_name, workers)
     assert all(ledger.executions(message_id) == 1 for message_id in malformed_ids)
     assert all(worker.process.poll() is None for worker in fleet)
     ledger.assert_final(broker.amqp_url, topology, dead_lettered=poison_ids | malformed_ids, max_executions=3)
+
+
+def test_task_that_kills_its_worker_is_quarantined_by_the_delivery_limit(broker, queue_name, workers):
+    """A task kills its worker process for one message (os._exit, as an out-of-memory
+    kill would), so the worker never counts that attempt; a supervisor restarts the
+    worker each time, as a Deployment does. Pass: after DELIVERY_LIMIT returns the
+    broker dead-letters the message into <queue>.dlq by itself, with reason
+    delivery_limit (which `workfleet dlq` reports); the good messages behind it are
+    then acked; the work queue ends empty."""
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    ids, confirmed = publish(broker.amqp_url, queue_name, ["crash the worker"] + [f"good {index}." for index in range(5)])
+    crash_id, good_ids = ids[0], ids[1:]
+
+    def quarantined() -> bool:
+        return queue_depth(broker.amqp_url, topology.dead_letter_queue)[0] == 1
+
+    fleet = []
+    while not quarantined():
+        assert len(fleet) <= DELIVERY_LIMIT + 2, "the broker never dead-lettered the crashing message"
+        worker = workers(broker.amqp_url, "--queue", queue_name, "--task", "tests.support.tasks:crash_or_dots")
+        fleet.append(worker)
+        wait_until(lambda: worker.process.poll() is not None or quarantined(), timeout=60, message="a crash")
+    assert len(fleet) >= DELIVERY_LIMIT
+    if fleet[-1].process.poll() is not None:
+        fleet.append(workers(broker.amqp_url, "--queue", queue_name, "--task", "tests.support.tasks:crash_or_dots"))
+
+    ledger = wait_for_ledger(good_ids, set(good_ids), fleet)
+    assert set(ledger.ids_with("acked")) == set(good_ids) and crash_id not in ledger.settled
+    assert queue_depth(broker.amqp_url, queue_name)[0] == 0
+    listed = subprocess.run(
+        [Path(sys.executable).parent / "workfleet", "dlq", "list", "--amqp-url", broker.amqp_url, "--queue", queue_name],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert listed.stdout.splitlines()[2].split()[:2] == [crash_id, "delivery_limit"], listed.stdout
+    dead = get_all(broker.amqp_url, topology.dead_letter_queue)
+    assert [properties.message_id for properties, _ in dead] == [crash_id]

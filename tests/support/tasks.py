@@ -10,6 +10,16 @@ def poison_or_dots(body, headers):
     dots(body, headers)
 
 
+def crash_or_dots(body, headers):
+    """Kills its own worker process for bodies starting with 'crash', as a segfault or an
+    out-of-memory kill would; otherwise the tutorial's dots."""
+    import os
+
+    if str(body).startswith("crash"):
+        os._exit(137)
+    dots(body, headers)
+
+
 def slow_first_time(body, headers):
     """Sleeps WORKFLEET_TEST_SLOW_SECONDS the first time it sees a body, then returns
     at once: a task that outlives the broker's consumer timeout only once."""

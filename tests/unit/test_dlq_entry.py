@@ -66,3 +66,10 @@ def test_the_table_keeps_each_error_on_one_line():
     assert row.split()[:3] == ["m-1", "max_attempts", "5"]
     assert "2026-11-27 05:59:00Z" in row and "2026-11-27 06:00:00Z" in row
     assert row.endswith("RuntimeError: boom with a second line")
+
+
+def test_a_message_the_broker_dead_lettered_shows_the_brokers_reason():
+    properties = pika.BasicProperties(message_id="m-2", headers={"x-first-death-reason": b"delivery_limit"})
+    entry = DeadLetter.from_message(properties, b"body")
+    assert (entry.reason, entry.attempts) == ("delivery_limit", None)
+    assert entry.matches(None, "delivery_limit")

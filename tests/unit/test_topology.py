@@ -1,4 +1,4 @@
-from workfleet_common.topology import Topology
+from workfleet_common.topology import DELIVERY_LIMIT, Topology
 
 
 def test_quorum_queue_dead_letters_into_its_own_exchange():
@@ -9,6 +9,7 @@ def test_quorum_queue_dead_letters_into_its_own_exchange():
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": "jobs.dlx",
         "x-dead-letter-routing-key": "jobs",
+        "x-delivery-limit": DELIVERY_LIMIT,
     }
 
 

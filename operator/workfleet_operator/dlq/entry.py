@@ -45,7 +45,7 @@ class DeadLetter:
         attempts = headers.get(envelope.ATTEMPTS_HEADER)
         return cls(
             message_id=envelope.message_name(properties.message_id, body),
-            reason=_text(headers.get(envelope.REASON_HEADER)) or "unknown",
+            reason=_reason(headers),
             attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else None,
             first_failed_at=_time(headers.get(envelope.FIRST_FAILED_AT_HEADER)),
             last_failed_at=_time(headers.get(envelope.FAILED_AT_HEADER)),
@@ -61,6 +61,12 @@ class DeadLetter:
 def requeue_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
     """The headers of a message requeued from the dead-letter queue: attempts start over."""
     return {name: value for name, value in (headers or {}).items() if name not in FAILURE_HEADERS}
+
+
+def _reason(headers: dict[str, Any]) -> str:
+    """The worker's reason; else the broker's own (a message the broker dead-lettered
+    itself, such as `delivery_limit` for a task that kept killing its worker)."""
+    return _text(headers.get(envelope.REASON_HEADER)) or _text(headers.get("x-first-death-reason")) or "unknown"
 
 
 def _text(value: Any) -> str:
