@@ -2,10 +2,9 @@
 
 import pytest
 
-from tests.support.broker import declare, publish
+from tests.support.broker import declare, node_with_consumer_timeout, publish
 from tests.support.ledger import wait_for_ledger
 from workfleet_common.topology import Topology
-from workfleet_operator.local.rabbitmq import RabbitNode
 
 CONSUMER_TIMEOUT_MS = 5000
 SLOW_TASK_S = 12
@@ -13,11 +12,7 @@ SLOW_TASK_S = 12
 
 @pytest.fixture
 def short_timeout_broker():
-    # channel_tick_interval makes the broker check the timeout every second instead of every minute.
-    with RabbitNode(
-        rabbitmq_conf=f"consumer_timeout = {CONSUMER_TIMEOUT_MS}",
-        advanced_config="{rabbit, [{channel_tick_interval, 1000}]}",
-    ) as node:
+    with node_with_consumer_timeout(CONSUMER_TIMEOUT_MS) as node:
         yield node
 
 

@@ -3,10 +3,9 @@ is configured above the longest task, as docs/reliability.md tells users to do."
 
 import pytest
 
-from tests.support.broker import declare, publish
+from tests.support.broker import declare, node_with_consumer_timeout, publish
 from tests.support.ledger import wait_for_ledger
 from workfleet_common.topology import Topology
-from workfleet_operator.local.rabbitmq import RabbitNode
 
 HEARTBEAT_S = 1
 TASK_S = 8
@@ -15,10 +14,7 @@ CONSUMER_TIMEOUT_MS = 20_000  # above the longest task, checked every second
 
 @pytest.fixture
 def configured_broker():
-    with RabbitNode(
-        rabbitmq_conf=f"consumer_timeout = {CONSUMER_TIMEOUT_MS}",
-        advanced_config="{rabbit, [{channel_tick_interval, 1000}]}",
-    ) as node:
+    with node_with_consumer_timeout(CONSUMER_TIMEOUT_MS) as node:
         yield node
 
 

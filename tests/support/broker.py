@@ -6,7 +6,17 @@ import pika
 
 from workfleet_common.amqp import connection_parameters
 from workfleet_common.topology import Topology
+from workfleet_operator.local.rabbitmq import RabbitNode
 from workfleet_producer import ConfirmedPublisher, OutgoingMessage, Outcome
+
+
+def node_with_consumer_timeout(milliseconds: int) -> RabbitNode:
+    """A private node whose delivery-acknowledgement timeout is checked every second
+    (channel_tick_interval) instead of every minute, so it fires on time in tests."""
+    return RabbitNode(
+        rabbitmq_conf=f"consumer_timeout = {milliseconds}",
+        advanced_config="{rabbit, [{channel_tick_interval, 1000}]}",
+    )
 
 
 def declare(amqp_url: str, topology: Topology) -> None:
