@@ -63,6 +63,28 @@ def test_worker_sigterm_mid_task_finishes_and_acks(broker, queue_name, workers):
     ledger.assert_final(broker.amqp_url, topology)
 
 
+def test_worker_sigterm_hands_back_prefetched_messages(broker, queue_name, workers):
+    """Worker A runs with --prefetch 5 and gets SIGTERM while it holds one task in hand
+    and four prefetched. Pass: A finishes and acks only the task in hand, hands the
+    four back to the queue without running them (four "requeued" log lines), and
+    exits 0; worker B completes those four; each message is executed once."""
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    first = workers(broker.amqp_url, "--queue", queue_name, "--prefetch", "5", dot_seconds=0.2)
+    first.wait_ready()
+    ids, confirmed = publish(broker.amqp_url, queue_name, [f"prefetched {index}" + "." * 10 for index in range(5)])
+    first.wait_for_metric(IN_FLIGHT, lambda value: value == 5)
+    assert first.terminate() == 0
+
+    first_ledger = wait_for_ledger(ids[:1], ids[:1], [first], timeout=1)
+    assert first_ledger.ids_with("acked") == {ids[0]: 1}, "A must finish the task in hand, and only that one"
+    assert first.log_path.read_text().count('"reason": "shutdown"') == 4
+    second = workers(broker.amqp_url, "--queue", queue_name, dot_seconds=0.01)
+    ledger = wait_for_ledger(ids, confirmed, [first, second])
+    assert second.terminate() == 0
+    ledger.assert_final(broker.amqp_url, topology)
+
+
 def test_worker_sigterm_task_outlives_grace_period(broker, queue_name, workers):
     """Worker A gets SIGTERM during a 30 s task, and SIGKILL 2 s later, as the kubelet
     does when terminationGracePeriodSeconds runs out. Pass: A dies without logging an
