@@ -129,3 +129,16 @@ def test_requeue_killed_midway_duplicates_but_never_loses(broker, queue_name, wo
     requeued_ids = [properties.message_id for properties, _ in get_all(broker.amqp_url, queue_name)]
     assert set(requeued_ids) == set(ids)
     assert len(requeued_ids) - len(set(requeued_ids)) <= 1
+
+
+def test_missing_queue_and_unreachable_broker_are_one_line_errors(broker, queue_name):
+    """Pass: exit status 1 and one line naming the missing queue, or the broker's address."""
+    missing = dlq(broker.amqp_url, queue_name, "list")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"error: queue '{queue_name}.dlq' does not exist: is '{queue_name}' the work queue's name?"
+    )
+    unreachable = dlq("amqp://guest:guest@127.0.0.1:1/%2F", queue_name, "list")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("error: cannot reach the broker at 127.0.0.1:1: ")
+    assert len(unreachable.stderr.strip().splitlines()) == 1

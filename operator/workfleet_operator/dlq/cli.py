@@ -3,6 +3,7 @@
 import argparse
 import sys
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import pika.exceptions
 from pydantic import Field
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except pika.exceptions.AMQPConnectionError as error:
-        print(f"error: cannot reach the broker: {type(error).__name__} {error}", file=sys.stderr)
+        where = urlsplit(settings.amqp_url)
+        print(f"error: cannot reach the broker at {where.hostname}:{where.port or 5672}: {error!r}", file=sys.stderr)
         return 1
 
 
