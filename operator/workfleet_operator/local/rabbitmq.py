@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -36,10 +37,29 @@ class BrokerError(RuntimeError):
     pass
 
 
+# Listening ports are picked below the kernel's ephemeral range. A port from inside
+# it (what binding port 0 returns) can become the local port of some outgoing
+# connection between the moment we pick it and the moment the broker binds it; a
+# node start failed with eaddrinuse that way.
+LISTEN_PORTS_FROM = 20000
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on, outside the ephemeral range."""
+    try:
+        below = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        below = 32768  # Linux's default
+    for _ in range(200):
+        port = random.randrange(LISTEN_PORTS_FROM, max(below, LISTEN_PORTS_FROM + 1000))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise BrokerError(f"no free port from {LISTEN_PORTS_FROM} to {below}")
 
 
 class RabbitNode:
