@@ -142,3 +142,24 @@ def test_missing_queue_and_unreachable_broker_are_one_line_errors(broker, queue_
     assert unreachable.returncode == 1
     assert unreachable.stderr.startswith("error: cannot reach the broker at 127.0.0.1:1: ")
     assert len(unreachable.stderr.strip().splitlines()) == 1
+
+
+def test_requeue_ends_while_workers_fail_the_messages_again(broker, queue_name, workers):
+    """500 dead letters are requeued while a worker fails each of them again at once
+    (--max-attempts 1), so they flow straight back into the dead-letter queue. Pass:
+    the requeue looks at exactly the 500 that were there when it started and ends,
+    instead of chasing the returning copies; nothing is lost."""
+    count = 500
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    worker = workers(broker.amqp_url, "--queue", queue_name, "--task", "workfleet_worker.tasks:fail", "--max-attempts", "1")
+    ids, confirmed = publish(broker.amqp_url, queue_name, [f"fails again {n}" for n in range(count)])
+    assert confirmed == set(ids)
+    wait_until(lambda: queue_depth(broker.amqp_url, topology.dead_letter_queue)[0] == count, timeout=120, message="dead letters")
+
+    requeued = dlq(broker.amqp_url, queue_name, "requeue", "--all")
+    assert requeued.returncode == 0, requeued.stderr
+    assert f"requeued {count} of {count} " in requeued.stdout
+    wait_until(lambda: queue_depth(broker.amqp_url, topology.dead_letter_queue)[0] == count, timeout=120, message="all failed again")
+    assert worker.terminate() == 0
+    assert {properties.message_id for properties, _ in get_all(broker.amqp_url, topology.dead_letter_queue)} == set(ids)

@@ -66,16 +66,19 @@ class DeadLetterQueue:
     def requeue(self, ids: set[str] | None, reason: str | None) -> tuple[int, int]:
         """Move the selected messages to the work queue; (requeued, looked at).
 
+        Looks at no more messages than the queue held when it started: a message
+        that fails again while the requeue runs lands back here, and must wait for
+        the next requeue rather than keep this one going round in a circle.
         Raises pika.exceptions.UnroutableError when the work queue does not exist
         (the message in hand stays in the dead-letter queue).
         """
         requeued = seen = 0
         with pika.BlockingConnection(self._parameters) as connection:
-            self._count(connection)
+            total = self._count(connection)
             reader = connection.channel()
             publisher = connection.channel()
             publisher.confirm_delivery()
-            for held in self._take(reader):
+            for held in itertools.islice(self._take(reader), total):
                 seen += 1
                 if not held.entry.matches(ids, reason):
                     continue  # held unacked until the channel closes, so not seen twice
