@@ -7,7 +7,6 @@ broker's confirm before it acks the dead letter: a crash in between leaves the
 message in both queues, never in neither.
 """
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -51,15 +50,15 @@ class DeadLetterQueue:
         with pika.BlockingConnection(self._parameters) as connection:
             total = self._count(connection)
             channel = connection.channel()
-            entries = [held.entry for held in itertools.islice(self._take(channel), limit)]
+            entries = [held.entry for held in self._take(channel, min(limit, total))]
             channel.close()  # hands every held message back
             return total, entries
 
     def find(self, message_id: str) -> Held | None:
         with pika.BlockingConnection(self._parameters) as connection:
-            self._count(connection)
+            total = self._count(connection)
             channel = connection.channel()
-            found = next((held for held in self._take(channel) if held.entry.message_id == message_id), None)
+            found = next((held for held in self._take(channel, total) if held.entry.message_id == message_id), None)
             channel.close()
             return found
 
@@ -67,8 +66,8 @@ class DeadLetterQueue:
         """Move the selected messages to the work queue; (requeued, looked at).
 
         Looks at no more messages than the queue held when it started: a message
-        that fails again while the requeue runs lands back here, and must wait for
-        the next requeue rather than keep this one going round in a circle.
+        that fails again while the requeue runs lands back here and waits for the
+        next requeue, instead of keeping this one going round in a circle.
         Raises pika.exceptions.UnroutableError when the work queue does not exist
         (the message in hand stays in the dead-letter queue).
         """
@@ -78,7 +77,7 @@ class DeadLetterQueue:
             reader = connection.channel()
             publisher = connection.channel()
             publisher.confirm_delivery()
-            for held in itertools.islice(self._take(reader), total):
+            for held in self._take(reader, total):
                 seen += 1
                 if not held.entry.matches(ids, reason):
                     continue  # held unacked until the channel closes, so not seen twice
@@ -106,8 +105,10 @@ class DeadLetterQueue:
         channel.close()
         return frame.method.message_count
 
-    def _take(self, channel) -> Iterator[Held]:
-        while True:
+    def _take(self, channel, at_most: int) -> Iterator[Held]:
+        """Up to `at_most` messages, held unacked. Callers pass the count the queue had
+        when they started, so messages dead-lettered meanwhile cannot keep them going."""
+        for _ in range(at_most):
             method, properties, body = channel.basic_get(self.name, auto_ack=False)
             if method is None:
                 return
