@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.broker import declare, publish, queue_depth, wait_until
-from workfleet_common.topology import Topology
+from tests.support.broker import queue_depth, wait_until
+from tests.support.dead_letters import fail_into_dead_letter_queue
 from workfleet_common.logs import read_delivery_outcomes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,10 +93,7 @@ def test_dead_letter_queue_snippet(own_broker, workers):
     lines = [line.split("#", 1)[0].split() for line in block.splitlines() if line.strip()]
     assert [line[:3] for line in lines] == [["workfleet", "dlq", command] for command in ("list", "show", "requeue", "purge")]
 
-    declare(own_broker.amqp_url, Topology("images"))
-    worker = workers(own_broker.amqp_url, "--queue", "images", "--task", "workfleet_worker.tasks:fail", "--max-attempts", "1")
-    ids, _ = publish(own_broker.amqp_url, "images", ["cat.jpg", "dog.jpg"])
-    wait_until(lambda: queue_depth(own_broker.amqp_url, "images.dlq")[0] == 2, message="two dead letters")
+    ids, worker = fail_into_dead_letter_queue(own_broker.amqp_url, "images", workers, ["cat.jpg", "dog.jpg"])
     assert worker.terminate() == 0
 
     bin_dir = Path(sys.executable).parent

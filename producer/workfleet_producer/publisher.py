@@ -17,6 +17,7 @@ which BlockingConnection's confirm mode does not.
 
 import copy
 import enum
+import itertools
 import logging
 import time
 import uuid
@@ -193,7 +194,8 @@ class _Batch:
         method = frame.method
         acked = isinstance(method, pika.spec.Basic.Ack)
         if method.multiple:
-            tags = [tag for tag in self._outstanding if tag <= method.delivery_tag]
+            # Tags are kept in publish order, so the confirmed ones are a prefix.
+            tags = list(itertools.takewhile(lambda tag: tag <= method.delivery_tag, self._outstanding))
         else:
             tags = [method.delivery_tag]
         for tag in tags:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.support.broker import declare, get_all, publish, queue_depth, wait_until
+from tests.support.dead_letters import fail_into_dead_letter_queue
 from workfleet_common import envelope
 from workfleet_common.amqp import connection_parameters
 from workfleet_common.topology import Topology
@@ -100,11 +101,7 @@ def test_requeue_killed_midway_duplicates_but_never_loses(broker, queue_name, wo
     at most that one duplicate, and the dead-letter queue is empty."""
     count = 5000
     topology = Topology(queue_name)
-    declare(broker.amqp_url, topology)
-    worker = workers(broker.amqp_url, "--queue", queue_name, "--task", "workfleet_worker.tasks:fail", "--max-attempts", "1")
-    ids, confirmed = publish(broker.amqp_url, queue_name, [f"doomed {n}" for n in range(count)])
-    assert confirmed == set(ids)
-    wait_until(lambda: queue_depth(broker.amqp_url, topology.dead_letter_queue)[0] == count, timeout=120, message="dead letters")
+    ids, worker = fail_into_dead_letter_queue(broker.amqp_url, queue_name, workers, [f"doomed {n}" for n in range(count)])
     assert worker.terminate() == 0
 
     command = [WORKFLEET, "dlq", "requeue", "--all", "--amqp-url", broker.amqp_url, "--queue", queue_name]
@@ -151,11 +148,7 @@ def test_requeue_ends_while_workers_fail_the_messages_again(broker, queue_name, 
     instead of chasing the returning copies; nothing is lost."""
     count = 500
     topology = Topology(queue_name)
-    declare(broker.amqp_url, topology)
-    worker = workers(broker.amqp_url, "--queue", queue_name, "--task", "workfleet_worker.tasks:fail", "--max-attempts", "1")
-    ids, confirmed = publish(broker.amqp_url, queue_name, [f"fails again {n}" for n in range(count)])
-    assert confirmed == set(ids)
-    wait_until(lambda: queue_depth(broker.amqp_url, topology.dead_letter_queue)[0] == count, timeout=120, message="dead letters")
+    ids, worker = fail_into_dead_letter_queue(broker.amqp_url, queue_name, workers, [f"fails again {n}" for n in range(count)])
 
     requeued = dlq(broker.amqp_url, queue_name, "requeue", "--all")
     assert requeued.returncode == 0, requeued.stderr

@@ -22,16 +22,22 @@ IN_FLIGHT = "workfleet_worker_messages_in_flight"
 METADATA_SETTLE_S = 6.0
 
 
+def worker_holding_a_long_task(amqp_url: str, queue_name: str, workers, body: str):
+    """A worker (dot_seconds 1) that has started a 30 s task: (topology, worker, ids, confirmed)."""
+    topology = Topology(queue_name)
+    declare(amqp_url, topology)
+    worker = workers(amqp_url, "--queue", queue_name, dot_seconds=1.0)
+    worker.wait_ready()
+    ids, confirmed = publish(amqp_url, queue_name, [body + "." * 30])
+    worker.wait_for_metric(IN_FLIGHT, lambda value: value == 1)
+    return topology, worker, ids, confirmed
+
+
 def test_worker_sigkill_mid_task_is_redelivered(broker, queue_name, workers):
     """Worker A is SIGKILLed while its task runs. Pass: the broker redelivers the
     task to worker B, which completes it; nothing lost; queue empty.
     """
-    topology = Topology(queue_name)
-    declare(broker.amqp_url, topology)
-    first = workers(broker.amqp_url, "--queue", queue_name, dot_seconds=1.0)
-    first.wait_ready()
-    ids, confirmed = publish(broker.amqp_url, queue_name, ["long task" + "." * 30])
-    first.wait_for_metric(IN_FLIGHT, lambda value: value == 1)
+    topology, first, ids, confirmed = worker_holding_a_long_task(broker.amqp_url, queue_name, workers, "long task")
     first.kill()
 
     second = workers(broker.amqp_url, "--queue", queue_name, dot_seconds=0.01)
@@ -90,12 +96,7 @@ def test_worker_sigterm_task_outlives_grace_period(broker, queue_name, workers):
     does when terminationGracePeriodSeconds runs out. Pass: A dies without logging an
     outcome for the task; the broker redelivers it to worker B, which completes it
     (one logged execution); nothing lost; queues empty."""
-    topology = Topology(queue_name)
-    declare(broker.amqp_url, topology)
-    first = workers(broker.amqp_url, "--queue", queue_name, dot_seconds=1.0)
-    first.wait_ready()
-    ids, confirmed = publish(broker.amqp_url, queue_name, ["outlives the grace period" + "." * 30])
-    first.wait_for_metric(IN_FLIGHT, lambda value: value == 1)
+    topology, first, ids, confirmed = worker_holding_a_long_task(broker.amqp_url, queue_name, workers, "outlives the grace")
     first.process.send_signal(signal.SIGTERM)
     time.sleep(2)  # the grace period
     assert first.process.poll() is None, "the worker must still be finishing its task"

@@ -8,7 +8,6 @@ the network drops packets, is one). Anything else is a bug and ends the process.
 
 import logging
 import time
-from collections.abc import Callable
 
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
@@ -65,14 +64,14 @@ def run_worker(
                 "broker connection lost; reconnecting",
                 extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": round(delay, 2)},
             )
-            deadline = time.monotonic() + delay
-            _wait_beating(stop, health, until=lambda: time.monotonic() >= deadline)
+            _wait_beating(stop, health, delay)
     LOGGER.info("stopped")
     return 0
 
 
-def _wait_beating(stop: StopSignal, health: HealthState, until: Callable[[], bool]) -> None:
-    """Wait until `until()` or a stop, staying alive for the liveness probe."""
-    while not until() and not stop.requested:
+def _wait_beating(stop: StopSignal, health: HealthState, seconds: float) -> None:
+    """Sleep `seconds` or until a stop, staying alive for the liveness probe."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stop.requested:
         health.beat()
-        stop.wait(WAIT_STEP_S)
+        stop.wait(min(WAIT_STEP_S, max(deadline - time.monotonic(), 0)))
