@@ -2,7 +2,9 @@ import uuid
 
 import pytest
 
+from tests.cluster.operator_scenario import MONITOR_PASSWORD, MONITOR_USER, OperatorScenario
 from tests.support.controlplane import ControlPlane
+from tests.support.operator import CRD
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +19,26 @@ def namespace(controlplane):
     controlplane.kubectl("create", "namespace", name)
     yield name
     controlplane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def workerpool_crd(controlplane):
+    controlplane.kubectl("apply", "-f", str(CRD))
+    controlplane.kubectl("wait", "--for=condition=Established", "crd/workerpools.workfleet.dev", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def monitoring_broker(broker):
+    """The session broker with the user the operator reads stats as: the `monitoring`
+    tag and no permission to publish, consume or configure anything."""
+    broker.ctl("add_user", MONITOR_USER, MONITOR_PASSWORD)
+    broker.ctl("set_user_tags", MONITOR_USER, "monitoring")
+    broker.ctl("set_permissions", "-p", "/", MONITOR_USER, "^$", "^$", "^$")
+    return broker
+
+
+@pytest.fixture
+def scenario(controlplane, workerpool_crd, monitoring_broker, namespace, tmp_path):
+    world = OperatorScenario(controlplane, monitoring_broker, namespace, tmp_path)
+    yield world
+    world.close()

@@ -15,7 +15,7 @@ def node_with_consumer_timeout(milliseconds: int) -> RabbitNode:
     (channel_tick_interval) instead of every minute, so it fires on time in tests."""
     return RabbitNode(
         rabbitmq_conf=f"consumer_timeout = {milliseconds}",
-        advanced_config="{rabbit, [{channel_tick_interval, 1000}]}",
+        rabbit_env="{channel_tick_interval, 1000}",
     )
 
 

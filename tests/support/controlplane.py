@@ -103,7 +103,7 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki['sa_key']}",
             "--service-account-issuer=https://kubernetes.default.svc",
             "--authorization-mode=RBAC",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            "--service-cluster-ip-range=198.19.0.0/16",  # only this machine's test ranges, never 10/8
             f"--cert-dir={self.dir / 'apiserver-certs'}",
         ]
 

@@ -1,0 +1,1 @@
+"""The operator's pure core: scaling decisions, rates over counter windows, forgotten-ack watch."""

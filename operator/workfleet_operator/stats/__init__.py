@@ -1,0 +1,1 @@
+"""Queue statistics: the management API client and the batching of its requests."""

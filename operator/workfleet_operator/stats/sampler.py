@@ -1,0 +1,76 @@
+"""One stats request per vhost per poll, however many pools read that vhost.
+
+Pools poll on a shared time grid: a pool polling every P seconds wakes at the
+multiples of P (plus an offset per broker, so brokers do not all wake at once).
+Pools on one grid point ask the sampler for the same due time, and the first
+asker's request is the one every other pool awaits. Pools polling every 1 s and
+every 5 s share every fifth request; requests per minute grow with the number of
+distinct poll intervals on a vhost, never with the number of pools.
+"""
+
+import asyncio
+import hashlib
+import math
+import time
+from collections.abc import Callable
+
+from workfleet_operator.stats.management import ManagementClient, QueueStats, StatsError
+
+VhostQueues = dict[str, "QueueStats | StatsError"]
+# Results are kept this long after their due time, for pools that ask late.
+KEEP_MS = 30_000
+
+
+def grid_offset_ms(key: str, poll_ms: int = 1000) -> int:
+    """A stable offset below one second for a broker, from its key."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % poll_ms
+
+
+def next_due_ms(now_ms: int, poll_ms: int, offset_ms: int) -> int:
+    """The next grid point strictly after now for a poll interval."""
+    return (math.floor((now_ms - offset_ms) / poll_ms) + 1) * poll_ms + offset_ms
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class VhostSampler:
+    """Shares the management-API request for one due time among every pool of a vhost."""
+
+    def __init__(self, client: ManagementClient, vhost: str, on_request: Callable[[bool], None] = lambda ok: None):
+        self.client = client
+        self.vhost = vhost
+        self.offset_ms = grid_offset_ms(f"{client.base_url}|{vhost}")
+        self._on_request = on_request
+        self._by_due: dict[int, asyncio.Task] = {}
+
+    def next_due(self, poll_seconds: float) -> int:
+        return next_due_ms(monotonic_ms(), max(int(poll_seconds * 1000), 1), self.offset_ms)
+
+    async def sample(self, due_ms: int) -> VhostQueues:
+        """The vhost's queues as read at the due time; raises StatsError for the whole vhost."""
+        task = self._by_due.get(due_ms)
+        if task is None:
+            self._forget_old(due_ms)
+            task = self._by_due[due_ms] = asyncio.ensure_future(self._fetch_at(due_ms))
+        # shield: one pool being cancelled (deleted) must not cancel the others' request.
+        return await asyncio.shield(task)
+
+    async def _fetch_at(self, due_ms: int) -> VhostQueues:
+        delay = (due_ms - monotonic_ms()) / 1000
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            queues = await self.client.vhost_queues(self.vhost)
+        except StatsError:
+            self._on_request(False)
+            raise
+        self._on_request(True)
+        return queues
+
+    def _forget_old(self, now_due_ms: int) -> None:
+        for due in [due for due in self._by_due if due < now_due_ms - KEEP_MS]:
+            task = self._by_due.pop(due)
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved, so asyncio does not log it as never retrieved
