@@ -37,7 +37,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     # kopf posts its own handler errors as Events; the pools' decisions are posted by the fleet.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "workfleet-operator"
-    memo.fleet = Fleet(KubeApi(kubernetes_client()), memo.metrics if "metrics" in memo else OperatorMetrics(REGISTRY))
+    memo.fleet = Fleet(KubeApi(kubernetes_client()), OperatorMetrics(REGISTRY))
 
 
 @kopf.on.cleanup()

@@ -99,21 +99,25 @@ class PoolLoop:
 
     async def _run(self) -> None:
         while True:
-            spec = self.spec
-            sampler = await self.fleet.sampler_for(spec)
-            due_ms = sampler.next_due(spec.poll_seconds) if sampler else None
-            if not await self._sleep_until(due_ms, spec.poll_seconds):
-                continue  # the spec changed while waiting: recompute the schedule
             try:
-                await self.poll(sampler, due_ms)
+                await self._poll_on_schedule()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                LOGGER.exception("poll failed", extra={"pool": f"{spec.namespace}/{spec.name}"})
+            except Exception:  # the API server or broker failing in a way not handled below
+                LOGGER.exception("poll failed", extra={"pool": f"{self.spec.namespace}/{self.spec.name}"})
+                await asyncio.sleep(self.spec.poll_seconds)
+
+    async def _poll_on_schedule(self) -> None:
+        self._changed.clear()  # before reading the spec: a change from here on cuts the wait short
+        spec = self.spec
+        sampler = await self.fleet.sampler_for(spec)
+        due_ms = sampler.next_due(spec.poll_seconds) if sampler else None
+        if await self._sleep_until(due_ms, spec.poll_seconds):
+            await self.poll(sampler, due_ms)
+        # else: the spec changed while waiting; the next turn recomputes the schedule
 
     async def _sleep_until(self, due_ms: int | None, poll_seconds: float) -> bool:
         """Wait for the due time; False if the pool changed meanwhile."""
-        self._changed.clear()
         delay = poll_seconds if due_ms is None else max(due_ms / 1000 - time.monotonic(), 0)
         try:
             await asyncio.wait_for(self._changed.wait(), timeout=delay)

@@ -35,8 +35,8 @@ STOP_TIMEOUT_S = 60.0
 # Queue numbers in the management API are samples. By default a quorum queue
 # reports them every 5 s and the management agent keeps 5 s samples, so the API
 # lags a burst by 5 to 10 s, and the autoscaler with it. These settings (which the
-# Helm chart sets as well) bring the lag to about 1.5 s; docs/operator.md has the
-# measurements.
+# Helm chart will set as well) bring the lag to about 1.5 s; docs/benchmarks.md has the
+# measurements (operator section).
 FAST_STATS_CONF = "collect_statistics_interval = 1000"
 FAST_STATS_RABBIT_ENV = "{quorum_tick_interval, 1000}"
 FAST_STATS_AGENT = (
@@ -75,10 +75,11 @@ def free_port() -> int:
 
 
 class RabbitNode:
-    def __init__(self, rabbitmq_conf: str = "", rabbit_env: str = "", base_dir: Path | None = None):
+    def __init__(self, rabbitmq_conf: str = "", rabbit_env: str = "", base_dir: Path | None = None, fast_stats: bool = True):
         """`rabbitmq_conf` lines are added to rabbitmq.conf, and `rabbit_env` entries
         (such as "{channel_tick_interval, 1000}") to the rabbit application's
-        advanced config: one list, since a second `{rabbit, [...]}` would replace the first."""
+        advanced config: one list, since a second `{rabbit, [...]}` would replace the first.
+        `fast_stats=False` keeps RabbitMQ's default statistics intervals (for comparing)."""
         if not (RABBITMQ_BIN / "rabbitmq-server").exists():
             raise BrokerError(
                 "RabbitMQ is not installed: run `make setup` (it installs Debian's rabbitmq-server)"
@@ -91,7 +92,8 @@ class RabbitNode:
         self.epmd_port = free_port()
         self.dir = Path(base_dir or tempfile.mkdtemp(prefix="workfleet-rabbitmq-"))
         self._rabbitmq_conf = rabbitmq_conf
-        self._rabbit_env = ", ".join(entry for entry in (FAST_STATS_RABBIT_ENV, rabbit_env) if entry)
+        self._fast_stats = fast_stats
+        self._rabbit_env = ", ".join(entry for entry in (FAST_STATS_RABBIT_ENV if fast_stats else "", rabbit_env) if entry)
         self._server: subprocess.Popen | None = None
         self._epmd: subprocess.Popen | None = None
         self._write_config()
@@ -128,13 +130,14 @@ class RabbitNode:
                     "prometheus.tcp.ip = 127.0.0.1",
                     f"prometheus.tcp.port = {self.prometheus_port}",
                     "log.file.level = info",
-                    FAST_STATS_CONF,
+                    FAST_STATS_CONF if self._fast_stats else "",
                     self._rabbitmq_conf,
                     "",
                 ]
             )
         )
-        (self.dir / "advanced.config").write_text(f"[{{rabbit, [{self._rabbit_env}]}}, {FAST_STATS_AGENT}].\n")
+        terms = [f"{{rabbit, [{self._rabbit_env}]}}", FAST_STATS_AGENT if self._fast_stats else ""]
+        (self.dir / "advanced.config").write_text(f"[{', '.join(term for term in terms if term)}].\n")
         (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
         (self.dir / "rabbitmq-env.conf").write_text("")
         if os.geteuid() == 0:
