@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/operator_scaling.py [--trials 10] [--cost-seconds 60]
 
-reaction: a burst of 100 persistent messages is published with confirms; the clock
-          starts when the last confirm arrives and stops when a watch on the
+reaction: a burst of 100 persistent messages is published with confirms on a connection
+          opened beforehand; the clock starts when the last confirm arrives and stops when a watch on the
           Deployment sees its replicas change (the operator's /scale write). Pods stay
           Pending (no kubelet), so the backlog stays until the bench purges it. Run at
           pollSeconds 1 and 5; between trials the queue is purged and the pool scales
@@ -20,6 +20,7 @@ Prints tables; asserts nothing about time (results go to docs/benchmarks.md).
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,7 @@ from workfleet_operator.local.rabbitmq import RabbitNode  # noqa: E402
 
 NAMESPACE = "bench"
 BURST = 100
+PHASES = random.Random(8)  # seeded: the same burst times on every run
 
 
 def deployment(name: str) -> dict:
@@ -51,10 +53,12 @@ def deployment(name: str) -> dict:
                                   "spec": {"containers": [{"name": "w", "image": "example.invalid/w:1"}]}}}}
 
 
-def pool(name: str, queue: str, broker: RabbitNode, poll_seconds: int) -> dict:
+def pool(name: str, queue: str, broker: RabbitNode, poll_seconds: int, amqp: bool = False) -> dict:
+    reach = {"managementUrl": broker.management_url, "credentialsSecretRef": {"name": "monitor"}}
+    if amqp:
+        reach["amqpUrl"] = f"amqp://127.0.0.1:{broker.amqp_port}"
     return {"apiVersion": "workfleet.dev/v1alpha1", "kind": "WorkerPool", "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"scaleTargetRef": {"name": name}, "queue": {"name": queue},
-                     "broker": {"managementUrl": broker.management_url, "credentialsSecretRef": {"name": "monitor"}},
+            "spec": {"scaleTargetRef": {"name": name}, "queue": {"name": queue}, "broker": reach,
                      "minReplicas": 1, "maxReplicas": 10, "pollSeconds": poll_seconds,
                      "policy": {"scaleDownStabilizationSeconds": 0, "rateWindowSeconds": max(30, 2 * poll_seconds)}}}
 
@@ -89,15 +93,24 @@ def stats_lag(fast_stats: bool, trials: int) -> list[float]:
         path = "/api/queues/%2F/lag?columns=messages_ready"
         wait_until(lambda: "messages_ready" in node.management_get(path), timeout=60, message="first stats")
         lags = []
-        for trial in range(trials):
+        for _ in range(trials):
             before = node.management_get(path)["messages_ready"]
-            publish(node.amqp_url, "lag", ["x"] * 10)
-            confirmed_at = time.monotonic()
+            confirmed_at = confirmed_burst(node.amqp_url, "lag", 10)
             wait_until(lambda: node.management_get(path).get("messages_ready") == before + 10, timeout=60,
                        interval=0.02, message="the burst in the stats")
             lags.append(time.monotonic() - confirmed_at)
-            time.sleep(0.37 * (trial % 5))  # land bursts at different points of the sampling cycle
+            time.sleep(PHASES.uniform(0, 1))  # land bursts at random points of the 1 s sampling cycle
         return lags
+
+
+def confirmed_burst(amqp_url: str, queue: str, count: int) -> float:
+    """Publish persistent messages, each confirmed; returns the time the last confirm arrived."""
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for _ in range(count):
+            channel.basic_publish("", queue, b"x", pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent))
+        return time.monotonic()  # basic_publish returned: the broker confirmed the last one
 
 
 def purge(amqp_url: str, queue: str) -> None:
@@ -105,23 +118,21 @@ def purge(amqp_url: str, queue: str) -> None:
         connection.channel().queue_purge(queue)
 
 
-def reaction_times(plane, broker, apps, poll_seconds: int, trials: int, scratch: Path) -> list[float]:
-    name, queue = f"react-{poll_seconds}", f"react-{poll_seconds}"
+def reaction_times(plane, broker, apps, poll_seconds: int, amqp: bool, trials: int, scratch: Path) -> list[float]:
+    name = queue = f"react-{poll_seconds}{'-amqp' if amqp else ''}"
     declare(broker.amqp_url, Topology(queue))
     apps.create_namespaced_deployment(NAMESPACE, deployment(name))
-    plane.kubectl("apply", "-f", "-", input=json.dumps(pool(name, queue, broker, poll_seconds)))
+    plane.kubectl("apply", "-f", "-", input=json.dumps(pool(name, queue, broker, poll_seconds, amqp)))
     replicas = lambda: apps.read_namespaced_deployment_scale(name, NAMESPACE).spec.replicas  # noqa: E731
     watcher = ReplicaWatch(apps, name)
-    operator = OperatorProcess(plane.kubeconfig, NAMESPACE, scratch / f"operator-react-{poll_seconds}.log").start()
+    operator = OperatorProcess(plane.kubeconfig, NAMESPACE, scratch / f"operator-{name}.log").start()
     times = []
     try:
         time.sleep(2 * poll_seconds + 3)  # stats known, the pool settled at 1
         for _ in range(trials):
             wait_until(lambda: replicas() == 1, timeout=60, message="back to 1 replica")
-            time.sleep(poll_seconds * 0.37 + 1.3)  # land bursts at different points of the poll cycle
-            _, confirmed = publish(broker.amqp_url, queue, ["x"] * BURST)
-            confirmed_at = time.monotonic()
-            assert len(confirmed) == BURST
+            time.sleep(1 + PHASES.uniform(0, poll_seconds))  # land bursts at random points of the poll cycle
+            confirmed_at = confirmed_burst(broker.amqp_url, queue, BURST)
             wait_until(lambda: watcher.first_change_after(confirmed_at, 1) is not None, timeout=60, message="scale-up")
             times.append(watcher.first_change_after(confirmed_at, 1) - confirmed_at)
             purge(broker.amqp_url, queue)
@@ -172,15 +183,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--cost-seconds", type=float, default=60)
+    parser.add_argument("--parts", default="lag,reaction,cost", help="comma-separated: lag, reaction, cost")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     scratch = Path(tempfile.mkdtemp(prefix="workfleet-bench-operator-"))
-    print("lag: 10 messages confirmed -> visible in the management API")
-    print("| broker statistics settings | median s | max s |")
-    print("|---|---:|---:|")
-    for fast, label in ((False, "RabbitMQ defaults"), (True, "FAST_STATS (1 s)")):
-        lags = sorted(stats_lag(fast, args.trials))
-        print(f"| {label} | {statistics.median(lags):.2f} | {lags[-1]:.2f} |", flush=True)
-    print()
+    if "lag" in parts:
+        print("lag: 10 messages confirmed -> visible in the management API")
+        print("| broker statistics settings | median s | max s |")
+        print("|---|---:|---:|")
+        for fast, label in ((False, "RabbitMQ defaults"), (True, "FAST_STATS (1 s)")):
+            lags = sorted(stats_lag(fast, args.trials))
+            print(f"| {label} | {statistics.median(lags):.2f} | {lags[-1]:.2f} |", flush=True)
+        print()
     with ControlPlane() as plane, RabbitNode() as broker:
         broker.ctl("add_user", "monitor", "monitor")
         broker.ctl("set_user_tags", "monitor", "monitoring")
@@ -193,18 +207,20 @@ def main() -> int:
         apps = client.AppsV1Api(config.new_client_from_config(str(plane.kubeconfig)))
 
         print(f"reaction: burst of {BURST} confirmed -> /scale written, {args.trials} trials each")
-        print("| pollSeconds | median s | p90 s | max s | target (poll + 1 s) |")
-        print("|---:|---:|---:|---:|---:|")
-        for poll_seconds in (1, 5):
-            times = sorted(reaction_times(plane, broker, apps, poll_seconds, args.trials, scratch))
+        print("| pollSeconds | ready count from | median s | p90 s | max s | target (poll + 1 s) |")
+        print("|---:|---|---:|---:|---:|---:|")
+        for poll_seconds, amqp in ((1, False), (1, True), (5, False), (5, True)) if "reaction" in parts else ():
+            times = sorted(reaction_times(plane, broker, apps, poll_seconds, amqp, args.trials, scratch))
             p90 = times[min(len(times) - 1, int(0.9 * len(times)))]
-            print(f"| {poll_seconds} | {statistics.median(times):.2f} | {p90:.2f} | {times[-1]:.2f} | {poll_seconds + 1} |", flush=True)
+            source = "AMQP passive declare (amqpUrl)" if amqp else "management API"
+            print(f"| {poll_seconds} | {source} | {statistics.median(times):.2f} | {p90:.2f} | {times[-1]:.2f} |"
+                  f" {poll_seconds + 1} |", flush=True)
             print("  trials: " + ", ".join(f"{value:.2f}" for value in times), flush=True)
 
         print(f"\ncost: pollSeconds 5, measured over {args.cost_seconds:.0f} s")
         print("| pools | operator CPU % of one core | RSS MiB | stats requests / min | pool polls / min |")
         print("|---:|---:|---:|---:|---:|")
-        for pools in (1, 100):
+        for pools in (1, 100) if "cost" in parts else ():
             row = cost(plane, broker, apps, pools, args.cost_seconds, scratch)
             print(f"| {row['pools']} | {row['cpu_percent']:.1f} | {row['rss_mib']:.0f} | "
                   f"{row['requests_per_minute']:.1f} | {row['polls_per_minute']:.0f} |", flush=True)

@@ -16,6 +16,7 @@ from workfleet_operator.metrics import OperatorMetrics
 from workfleet_operator.pool import PoolLoop
 from workfleet_operator.pool_spec import PoolSpec, read_spec
 from workfleet_operator.stats.management import Credentials, ManagementClient, StatsError
+from workfleet_operator.stats.ready_probe import ReadyProbe
 from workfleet_operator.stats.sampler import VhostSampler
 
 LOGGER = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class Fleet:
             await self.remove(namespace, name)
         if self._session is not None:
             await self._session.close()
+        for sampler in self._samplers.values():
+            if sampler.probe is not None:
+                await asyncio.to_thread(sampler.probe.close)
 
     # -- stats -----------------------------------------------------------------------
 
@@ -69,17 +73,19 @@ class Fleet:
         credentials = await self._credentials_for(spec)
         if credentials is None:
             return None
-        key = (spec.management_url, spec.vhost, credentials.username, credentials.password, spec.timeout_seconds)
+        key = (spec.management_url, spec.amqp_url, spec.vhost, credentials.username, credentials.password, spec.timeout_seconds)
         sampler = self._samplers.get(key)
         if sampler is None:
             if self._session is None:
                 self._session = aiohttp.ClientSession()
             client = ManagementClient(self._session, spec.management_url, credentials, spec.timeout_seconds)
-            sampler = self._samplers[key] = VhostSampler(client, spec.vhost, self._count_request)
+            probe = ReadyProbe(spec.amqp_url, spec.vhost, credentials) if spec.amqp_url else None
+            sampler = self._samplers[key] = VhostSampler(client, spec.vhost, self._count_request, probe)
         return sampler
 
-    def _count_request(self, ok: bool) -> None:
-        self.metrics.management_requests.labels("ok" if ok else "error").inc()
+    def _count_request(self, source: str, ok: bool) -> None:
+        counter = self.metrics.management_requests if source == "management" else self.metrics.ready_probes
+        counter.labels("ok" if ok else "error").inc()
 
     async def _credentials_for(self, spec: PoolSpec) -> Credentials | None:
         key = (spec.namespace, spec.secret_name, spec.username_key, spec.password_key)

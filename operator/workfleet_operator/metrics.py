@@ -72,8 +72,15 @@ class OperatorMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.ready_probes = Counter(
+            "workfleet_operator_ready_probes_total",
+            "Exact ready counts read over AMQP (pools with broker.amqpUrl), one batch per vhost per poll, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
         for outcome in ("ok", "error"):
             self.management_requests.labels(outcome)
+            self.ready_probes.labels(outcome)
         self.pools = Gauge("workfleet_operator_pools", "WorkerPools the operator is scaling.", registry=registry)
         self._last_counters: dict[tuple[str, ...], Counters] = {}
 

@@ -160,7 +160,7 @@ class PoolLoop:
         try:
             if sampler is None:
                 raise self.fleet.credentials_error(spec)
-            queues = await sampler.sample(due_ms)
+            queues = await sampler.sample(due_ms, spec.queue)
             stats = queues.get(spec.queue)
             if stats is None:
                 raise StatsError("QueueNotFound", f"queue {spec.queue!r} not found in vhost {spec.vhost!r}")

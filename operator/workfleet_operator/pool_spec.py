@@ -18,6 +18,7 @@ class PoolSpec:
     queue: str
     vhost: str
     management_url: str
+    amqp_url: str | None
     secret_name: str
     username_key: str
     password_key: str
@@ -29,7 +30,7 @@ class PoolSpec:
 
     @property
     def broker_key(self) -> tuple[str, str]:
-        return (self.management_url, self.vhost)
+        return (self.management_url, self.amqp_url, self.vhost)
 
 
 def read_spec(namespace: str, name: str, spec: dict) -> PoolSpec:
@@ -47,6 +48,7 @@ def read_spec(namespace: str, name: str, spec: dict) -> PoolSpec:
         queue=queue["name"],
         vhost=queue.get("vhost", "/"),
         management_url=broker["managementUrl"].rstrip("/"),
+        amqp_url=broker.get("amqpUrl"),
         secret_name=secret["name"],
         username_key=secret.get("usernameKey", "username"),
         password_key=secret.get("passwordKey", "password"),

@@ -59,12 +59,16 @@ class OperatorScenario:
                 "stringData": {"username": username, "password": password}}
         self.controlplane.kubectl("apply", "-f", "-", input=json.dumps(body))
 
-    def pool_manifest(self, management_url: str | None = None, name: str = POOL, queue: str | None = None, **spec) -> dict:
+    def pool_manifest(self, management_url: str | None = None, name: str = POOL, queue: str | None = None,
+                      amqp: bool = False, **spec) -> dict:
+        broker = {"managementUrl": management_url or self.broker.management_url,
+                  "credentialsSecretRef": {"name": "broker-monitor"}}
+        if amqp:  # exact ready counts over AMQP, as the same monitoring user
+            broker["amqpUrl"] = f"amqp://127.0.0.1:{self.broker.amqp_port}"
         base = {
             "scaleTargetRef": {"name": DEPLOYMENT},
             "queue": {"name": queue or self.queue},
-            "broker": {"managementUrl": management_url or self.broker.management_url,
-                       "credentialsSecretRef": {"name": "broker-monitor"}},
+            "broker": broker,
             "minReplicas": 1,
             "maxReplicas": 4,
             "pollSeconds": 1,

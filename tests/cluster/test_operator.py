@@ -5,6 +5,8 @@ named after it (tests/support/pod_standins.py). The operator runs as its
 ServiceAccount with the chart's Role, so every test also checks its RBAC.
 """
 
+import pytest
+
 from tests.support.broker import publish, queue_depth, wait_until
 from workfleet_common.logs import read_delivery_outcomes
 
@@ -14,12 +16,14 @@ def acked_ids(scenario) -> set[str]:
             for line in read_delivery_outcomes(worker.log_path) if line["outcome"] == "acked"}
 
 
-def test_a_burst_scales_up_drains_and_scales_back_down(scenario):
+@pytest.mark.parametrize("amqp", [False, True], ids=["management-api", "amqp-ready-counts"])
+def test_a_burst_scales_up_drains_and_scales_back_down(scenario, amqp):
     """60 tasks of 0.2 s: the pool goes to maxReplicas at once, the stand-in workers
     drain the queue, and after the 5 s stabilization window it returns to minReplicas.
-    Every change has an Event and the status names its reason."""
+    Every change has an Event and the status names its reason. Run with ready counts
+    from the management API, and read exactly over AMQP (broker.amqpUrl)."""
     scenario.prepare(replicas=1, dot_seconds=0.1)
-    scenario.apply_pool(policy={"messagesPerReplica": 5, "scaleDownStabilizationSeconds": 5})
+    scenario.apply_pool(amqp=amqp, policy={"messagesPerReplica": 5, "scaleDownStabilizationSeconds": 5})
     scenario.start_operator()
     wait_until(lambda: scenario.condition("MetricsAvailable").get("status") == "True", timeout=60,
                message="MetricsAvailable=True")
@@ -42,6 +46,8 @@ def test_a_burst_scales_up_drains_and_scales_back_down(scenario):
     assert queue_depth(scenario.broker.amqp_url, scenario.queue)[0] == 0
     assert scenario.operator.metric("workfleet_pool_scaling_decisions_total", direction="up", reason="AtMaxReplicas") >= 1
     assert scenario.operator.metric("workfleet_pool_replicas_current", pool="workers") == 1
+    probes = scenario.operator.metric("workfleet_operator_ready_probes_total", outcome="ok")
+    assert (probes > 0) == amqp
 
 
 def failed_polls(scenario, kind: str) -> float:

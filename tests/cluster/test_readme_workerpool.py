@@ -43,6 +43,7 @@ def test_readme_workerpool_example_scales_as_described(controlplane, workerpool_
     queue = f"images-{uuid.uuid4().hex[:6]}"
     pool["spec"]["queue"]["name"] = queue
     pool["spec"]["broker"]["managementUrl"] = monitoring_broker.management_url
+    pool["spec"]["broker"]["amqpUrl"] = f"amqp://127.0.0.1:{monitoring_broker.amqp_port}"
     declare(monitoring_broker.amqp_url, Topology(queue))
     controlplane.kubectl("create", "deployment", "image-workers", "--image=example.invalid/w:1", "--replicas=2", "-n", namespace)
     controlplane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}))
