@@ -7,6 +7,8 @@ here has a matching rule in charts/workfleet/files/operator-role-rules.yaml.
 import base64
 import datetime
 import logging
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 
@@ -117,7 +119,7 @@ class KubeApi:
             count=1,
             source=client.V1EventSource(component=COMPONENT),
             reporting_component=COMPONENT,
-            reporting_instance=COMPONENT,
+            reporting_instance=os.environ.get("POD_NAME") or socket.gethostname(),
         )
         self._core.create_namespaced_event(meta["namespace"], event)
 

@@ -136,7 +136,7 @@ class PoolLoop:
             await self._write_status(body, None, None, stats, error, None, Condition(SCALING_ACTIVE, False, "TargetNotFound", str(missing)))
             return
 
-        observation = self._observe(now, stats, error, scale.replicas)
+        observation = self._observe(now, stats)
         decision = decide(now, observation, scale.replicas, spec.policy, self._history)
         if decision.desired < scale.replicas and decision.reason is not Reason.FALLBACK:
             decision = await self._guard_scale_in(now, spec, sampler, observation, scale, decision)
@@ -176,7 +176,7 @@ class PoolLoop:
         self.metrics.last_good_poll.labels(*self.labels).set(time.time())
         return stats, None
 
-    def _observe(self, now: float, stats: QueueStats | None, error: StatsError | None, current: int) -> Observation:
+    def _observe(self, now: float, stats: QueueStats | None) -> Observation:
         if stats is None:
             return Observation(ready=None, unacked=None, failed_polls=self._failed_polls)
         self._rates.add(now, stats.counters)
@@ -246,11 +246,12 @@ class PoolLoop:
             else Condition(METRICS_AVAILABLE, False, error.kind, str(error))
         )
         suspected = self._acks.suspected(now, spec.forgotten_ack_seconds)
-        stalled = self._acks.stalled_for(now)
+        # No running count of seconds in the message: it would rewrite the status every poll.
+        # lastTransitionTime says since when.
         ack_condition = (
             Condition(FORGOTTEN_ACK_SUSPECTED, True, "UnackedWithoutAcks",
-                      f"{stats.unacked if stats else '?'} messages unacked with consumers connected and no ack for"
-                      f" {stalled:.0f}s (window {spec.forgotten_ack_seconds:g}s): a consumer may never ack")
+                      f"{stats.unacked if stats else 'some'} messages unacked with consumers connected and no ack for"
+                      f" over {spec.forgotten_ack_seconds:g}s: a consumer may never ack, or a task is stuck")
             if suspected
             else Condition(FORGOTTEN_ACK_SUSPECTED, False, "AcksFlowing", "no messages held without acks beyond the window")
         )

@@ -9,8 +9,8 @@ The rules, in the order they apply:
 1. paused: keep the current replicas, whatever the numbers say;
 2. unknown stats: keep the current replicas until `failure_threshold` polls in a
    row failed, then run `fallback_replicas` if set (unknown is never zero);
-3. the recommendation: from the backlog (ready + unacked), by mode; from zero,
-   one replica only once the backlog passes the activation threshold;
+3. the recommendation: from the backlog (ready + unacked), by mode; a pool that
+   may scale to zero runs none until the backlog passes the activation threshold;
 4. clamps: at most `scale_up_step` more than now, within min and max;
 5. scale-down damping: the highest recommendation within the stabilization window,
    and never fewer replicas than pods still holding unacked messages.

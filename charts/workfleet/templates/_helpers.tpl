@@ -1,0 +1,99 @@
+{{/* Names: "<release>-workfleet" unless overridden, cut to 63 characters. */}}
+{{- define "workfleet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "workfleet.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<fullname>-<component>", kept within 63 characters. */}}
+{{- define "workfleet.componentName" -}}
+{{- printf "%s-%s" (include "workfleet.fullname" .root | trunc (int (sub 62 (len .component))) | trimSuffix "-") .component }}
+{{- end }}
+
+{{/* Labels every object carries; component objects add app.kubernetes.io/component. */}}
+{{- define "workfleet.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "workfleet.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: workfleet
+{{- end }}
+
+{{/* The stable part: never change these on an existing release (selectors are immutable). */}}
+{{- define "workfleet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "workfleet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "workfleet.componentLabels" -}}
+{{ include "workfleet.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "workfleet.componentSelectorLabels" -}}
+{{ include "workfleet.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* A workfleet image: [registry/]repository:tag, the tag defaulting to image.tag, then appVersion. */}}
+{{- define "workfleet.image" -}}
+{{- $tag := .image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion }}
+{{- if .root.Values.image.registry }}
+{{- printf "%s/%s:%s" .root.Values.image.registry .image.repository $tag }}
+{{- else }}
+{{- printf "%s:%s" .image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "workfleet.rabbitmqName" -}}
+{{ include "workfleet.componentName" (dict "root" . "component" "rabbitmq") }}
+{{- end }}
+
+{{/* The headless Service that gives each broker node its stable DNS name. */}}
+{{- define "workfleet.rabbitmqNodesName" -}}
+{{ include "workfleet.componentName" (dict "root" . "component" "rabbitmq-nodes") }}
+{{- end }}
+
+{{- define "workfleet.credentialsSecretName" -}}
+{{- .Values.auth.existingSecret | default (include "workfleet.componentName" (dict "root" . "component" "credentials")) }}
+{{- end }}
+
+{{- define "workfleet.definitionsSecretName" -}}
+{{ include "workfleet.componentName" (dict "root" . "component" "rabbitmq-definitions") }}
+{{- end }}
+
+{{/* The broker's users; the operator's may only read stats (monitoring tag, no permissions). */}}
+{{- define "workfleet.users" -}}
+admin: admin
+worker: workfleet-worker
+producer: workfleet-producer
+operator: workfleet-operator
+{{- end }}
+
+{{/* Pod and container security that meets the "restricted" Pod Security Standard. */}}
+{{- define "workfleet.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "workfleet.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end }}

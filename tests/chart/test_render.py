@@ -1,0 +1,106 @@
+"""The chart renders, lints and validates with Helm 3 and Helm 4 for every ci/ scenario,
+and bad values fail with a message that names the value. No cluster needed."""
+
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.support.controlplane import BIN
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "workfleet"
+SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
+HELMS = ["helm", "helm3"]
+KUBERNETES = "1.37.0"
+# Kinds the offline schemas do not carry: our own CRD's objects (the API server checks those in tests/cluster).
+CUSTOM_KINDS = {"WorkerPool"}
+
+
+def helm(binary: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / binary), *args], capture_output=True, text=True, timeout=120)
+
+
+def render(binary: str, *args: str) -> list[dict]:
+    result = helm(binary, "template", "wf", str(CHART), "--namespace", "fleet", *args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.mark.parametrize("binary", HELMS)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda path: path.stem)
+def test_scenario_lints_and_every_manifest_is_valid(binary, scenario):
+    linted = helm(binary, "lint", "--strict", str(CHART), "-f", str(scenario))
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    manifests = render(binary, "-f", str(scenario))
+    for manifest in manifests:
+        if manifest["kind"] in CUSTOM_KINDS:
+            continue
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+
+
+@pytest.mark.parametrize("binary", HELMS)
+def test_workers_are_scaled_by_the_operator_or_fixed(binary):
+    by_kind = lambda docs: {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}  # noqa: E731
+    scaled = by_kind(render(binary, "-f", str(CHART / "ci" / "default-values.yaml")))
+    workers = scaled[("Deployment", "wf-workfleet-worker")]
+    assert "replicas" not in workers["spec"], "the operator owns the count: an upgrade must not reset it"
+    assert workers["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    pool = scaled[("WorkerPool", "wf-workfleet-worker")]["spec"]
+    assert pool["scaleTargetRef"]["name"] == "wf-workfleet-worker"
+    assert pool["broker"]["credentialsSecretRef"]["name"] == "wf-workfleet-credentials"
+    assert ("Deployment", "wf-workfleet-operator") in scaled
+
+    fixed = by_kind(render(binary, "-f", str(CHART / "ci" / "autoscaling-off-values.yaml")))
+    assert fixed[("Deployment", "wf-workfleet-worker")]["spec"]["replicas"] == 3
+    assert not [key for key in fixed if key[0] == "WorkerPool" or key[1] == "wf-workfleet-operator"]
+
+
+@pytest.mark.parametrize("binary", HELMS)
+def test_every_pod_meets_the_restricted_profile_on_paper(binary):
+    """What the restricted Pod Security Standard checks, read from the rendered pods
+    (tests/cluster proves it with the API server's own admission)."""
+    for scenario in SCENARIOS:
+        for doc in render(binary, "-f", str(scenario)):
+            if doc["kind"] not in ("Deployment", "StatefulSet"):
+                continue
+            pod = doc["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            assert isinstance(pod["securityContext"]["runAsUser"], int) and pod["securityContext"]["runAsUser"] > 0
+            assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+            for container in pod["containers"] + pod.get("initContainers", []):
+                context = container["securityContext"]
+                assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
+                assert context["readOnlyRootFilesystem"] is True, (doc["metadata"]["name"], container["name"])
+
+
+@pytest.mark.parametrize("binary", HELMS)
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # Helm 3 and 4 word schema errors differently; both name the value and say what is wrong.
+        (["--set", "worker.task=a.b:c", "--set", "worker.tsak=x"], "tsak|not allowed"),
+        (["--set", "worker.task=a.b:c", "--set", "worker.prefetch=lots"], "prefetch|integer"),
+        (["--set", "worker.task=a.b:c", "--set", "rabbitmq.replicas=2"], "replicas|must be one of"),
+        (["--set", "worker.task=a.b:c", "--set", "autoscaling.minReplicas=20"],
+         "autoscaling.minReplicas (20) must not be greater than autoscaling.maxReplicas (10)"),
+        ([], "worker.task is required"),
+        (["--set", "worker.task=resize"], 'worker.task "resize" must be package.module:function'),
+        (["--set", "worker.queue=amq.tasks", "--set", "worker.task=a.b:c"], "queue|not"),
+    ],
+)
+def test_bad_values_fail_naming_the_value(binary, args, message):
+    result = helm(binary, "template", "wf", str(CHART), *args)
+    assert result.returncode != 0
+    for part in message.split("|"):
+        assert part.lower() in result.stderr.lower(), result.stderr
+
+
+def test_every_problem_is_reported_at_once():
+    result = helm("helm", "template", "wf", str(CHART), "--set", "autoscaling.minReplicas=20",
+                  "--set", "autoscaling.fallback.replicas=50")
+    assert result.returncode != 0
+    for problem in ("worker.task is required", "autoscaling.minReplicas (20)", "autoscaling.fallback.replicas (50)"):
+        assert problem in result.stderr, result.stderr
