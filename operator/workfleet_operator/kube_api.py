@@ -9,6 +9,7 @@ import datetime
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -23,11 +24,16 @@ PLURAL = "workerpools"
 KIND = "WorkerPool"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 COMPONENT = "workfleet-operator"
-SCALE_CONFLICT_RETRIES = 3
+SCALE_CONFLICT_RETRIES = 5
+SCALE_CONFLICT_BACKOFF_S = 0.05
 
 
 class TargetNotFound(Exception):
     pass
+
+
+class ReplicasChanged(Exception):
+    """Someone else set the target's replicas since they were read: decide again, do not overwrite."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,11 @@ class KubeApi:
     def set_replicas(self, namespace: str, kind: str, name: str, replicas: int, scale: Scale) -> Scale:
         """Set an absolute replica count, guarded by the resourceVersion that was read.
 
-        A conflict (409: the target changed since it was read) is read again and
-        retried; the value is absolute, so a retry or an operator restart can never
-        scale twice.
+        On a conflict (409: the target changed since it was read) the scale is read
+        again. If only something else changed (the Deployment controller writes status
+        all the time), the same absolute count is written again; if the replicas
+        themselves changed, ReplicasChanged is raised so the count is decided anew from
+        what is there now. Absolute values mean a retry or a restart never scales twice.
         """
         replace = (
             self._apps.replace_namespaced_deployment_scale
@@ -81,7 +89,11 @@ class KubeApi:
                 if error.status != 409 or attempt == SCALE_CONFLICT_RETRIES:
                     raise
                 LOGGER.info("scale conflict; reading again", extra={"target": f"{namespace}/{name}", "attempt": attempt})
-                scale = self.read_scale(namespace, kind, name)
+                fresh = self.read_scale(namespace, kind, name)
+                if fresh.replicas != scale.replicas:
+                    raise ReplicasChanged(f"{kind} {namespace}/{name} went from {scale.replicas} to {fresh.replicas} replicas meanwhile") from None
+                scale = fresh
+                time.sleep(SCALE_CONFLICT_BACKOFF_S * attempt)
         raise AssertionError("unreachable")
 
     # -- pods ------------------------------------------------------------------------

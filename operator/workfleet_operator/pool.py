@@ -13,7 +13,7 @@ import datetime
 import logging
 import time
 
-from workfleet_operator.kube_api import DELETION_COST, KubeApi, Scale, TargetNotFound
+from workfleet_operator.kube_api import DELETION_COST, KubeApi, ReplicasChanged, Scale, TargetNotFound
 from workfleet_operator.metrics import OperatorMetrics
 from workfleet_operator.pool_spec import PoolSpec
 from workfleet_operator.scaling.forgotten_acks import AckWatch
@@ -145,7 +145,11 @@ class PoolLoop:
 
         last_decision = None
         if decision.desired != scale.replicas and not spec.policy.paused:
-            await self._scale(spec, body, scale, decision)
+            try:
+                await self._scale(spec, body, scale, decision)
+            except ReplicasChanged as changed:
+                LOGGER.info("not scaling: replicas changed meanwhile; deciding again next poll", extra={"detail": str(changed)})
+                return
         if self._decision_changed(scale.replicas, decision):
             last_decision = {"from": scale.replicas, "to": decision.desired, "reason": decision.reason.value,
                              "message": decision.message, "time": utc_now_iso()}
@@ -206,6 +210,8 @@ class PoolLoop:
         except StatsError as error:
             return Decision(scale.replicas, Reason.STATS_UNKNOWN, f"not scaling in: which pods hold unacked messages is unknown ({error})")
         busy = sum(1 for pod in pods if held.get(pod.metadata.name, 0) > 0)
+        LOGGER.info("scale-in: unacked messages by pod", extra={
+            "pool": f"{spec.namespace}/{spec.name}", "held": {pod.metadata.name: held.get(pod.metadata.name, 0) for pod in pods}})
         decision = decide(now, dataclasses.replace(observation, pods_holding_unacked=busy), scale.replicas, spec.policy, self._history)
         if decision.desired < scale.replicas and not spec.policy.paused:
             if await asyncio.to_thread(self._mark_deletion_costs, spec.namespace, pods, held):

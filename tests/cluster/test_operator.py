@@ -201,27 +201,35 @@ def test_operator_killed_mid_scale_converges_after_restart(scenario):
 
 
 def test_a_stale_scale_write_is_refused_with_409_and_retried(controlplane, namespace):
-    """The real API server refuses a /scale write carrying an old resourceVersion;
-    set_replicas reads the scale again and writes the absolute count."""
+    """The real API server refuses a /scale write carrying an old resourceVersion (409).
+    set_replicas reads the scale again: if only something else changed, it writes the
+    same absolute count again; if the replicas changed, it leaves them to the newer
+    writer and says so, so the count is decided again from what is there."""
     import pytest
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
-    from workfleet_operator.kube_api import KubeApi
+    from workfleet_operator.kube_api import KubeApi, ReplicasChanged
 
     controlplane.kubectl("create", "deployment", "web", "--image=example.invalid/web:1", "--replicas=1", "-n", namespace)
     api_client = config.new_client_from_config(str(controlplane.kubeconfig))
     kube = KubeApi(api_client)
+
     stale = kube.read_scale(namespace, "Deployment", "web")
-    controlplane.kubectl("scale", "deployment", "web", "--replicas=2", "-n", namespace)
+    controlplane.kubectl("annotate", "deployment", "web", "touched=yes", "-n", namespace)
     with pytest.raises(ApiException) as refused:
         client.AppsV1Api(api_client).replace_namespaced_deployment_scale("web", namespace, {
             "metadata": {"name": "web", "namespace": namespace, "resourceVersion": stale.resource_version},
             "spec": {"replicas": 3}})
-    assert refused.value.status == 409
-    written = kube.set_replicas(namespace, "Deployment", "web", 3, stale)
-    assert written.replicas == 3
+    assert refused.value.status == 409, "the fault is real: the API server refuses the stale write"
+    assert kube.set_replicas(namespace, "Deployment", "web", 3, stale).replicas == 3
     assert kube.read_scale(namespace, "Deployment", "web").replicas == 3
+
+    stale = kube.read_scale(namespace, "Deployment", "web")
+    controlplane.kubectl("scale", "deployment", "web", "--replicas=2", "-n", namespace)
+    with pytest.raises(ReplicasChanged):
+        kube.set_replicas(namespace, "Deployment", "web", 5, stale)
+    assert kube.read_scale(namespace, "Deployment", "web").replicas == 2
 
 
 def test_two_pools_on_one_broker_share_one_stats_request_per_poll(scenario):

@@ -2,9 +2,9 @@
 
 Built by `make tools` into .cache/bin. Certificates and the service-account key are
 made for each run; authorization is RBAC; the admin credential is a client
-certificate in the group system:masters. The deployment, replicaset,
-serviceaccount, namespace and garbage-collector controllers run, so a Deployment
-gets a ReplicaSet and Pods; with no scheduler or kubelet, Pods stay Pending.
+certificate in the group system:masters. Every default controller runs, so a
+Deployment gets a ReplicaSet and Pods and a StatefulSet its Pods and volume claims;
+with no scheduler or kubelet, Pods stay Pending.
 
 By hand (`make controlplane`): starts one, prints the kubeconfig and waits for
 Ctrl-C or SIGTERM, then stops every process it started.
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".cache" / "bin"
 KUBERNETES_VERSION = "v1.37.2"
 START_TIMEOUT_S = 120.0
-CONTROLLERS = "deployment,replicaset,serviceaccount,namespace,garbagecollector"
+# Every controller that is on by default (StatefulSets, volume binding, disruption budgets, ...).
+CONTROLLERS = "*"
 
 
 class ControlPlaneError(RuntimeError):
