@@ -32,9 +32,11 @@ from workfleet_operator.status import (
 LOGGER = logging.getLogger(__name__)
 
 # The ReplicaSet controller reads pod-deletion-cost from its informer cache, which
-# sees a pod patch some milliseconds later; scaling in right after marking the pods
-# let it delete a busy pod in a test. A second is ample for the watch to deliver.
-MARKS_SETTLE_S = 1.0
+# sees a pod patch some time later: scaling in right after marking the pods let it
+# delete a busy pod in a test. So pods are marked as soon as fewer replicas are
+# recommended, through the stabilization window, and a scale-in that follows new
+# marks at once waits this long first.
+MARKS_SETTLE_S = 2.0
 
 # Why ScalingActive is False, by the decision's reason (HPA's condition, in its words).
 NOT_SCALING = {
@@ -138,8 +140,8 @@ class PoolLoop:
 
         observation = self._observe(now, stats)
         decision = decide(now, observation, scale.replicas, spec.policy, self._history)
-        if decision.desired < scale.replicas and decision.reason is not Reason.FALLBACK:
-            decision = await self._guard_scale_in(now, spec, sampler, observation, scale, decision)
+        if decision.recommendation is not None and decision.recommendation < scale.replicas:
+            decision = await self._guard_scale_in(now, spec, sampler, due_ms, observation, scale, decision)
         if decision.recommendation is not None:
             self._history = prune_history(now, self._history, spec.policy) + (Recommendation(now, decision.recommendation),)
 
@@ -200,12 +202,12 @@ class PoolLoop:
             per_replica_ack_rate=self._per_replica_rate,
         )
 
-    async def _guard_scale_in(self, now, spec: PoolSpec, sampler, observation: Observation, scale: Scale, decision: Decision) -> Decision:
-        """Before fewer replicas: count the pods holding work, and make the idle ones cheapest to delete."""
+    async def _guard_scale_in(self, now, spec: PoolSpec, sampler, due_ms, observation: Observation, scale: Scale, decision: Decision) -> Decision:
+        """When fewer replicas are wanted: count the pods holding work, and make the idle ones cheapest to delete."""
         try:
             if sampler is None:
                 raise self.fleet.credentials_error(spec)
-            held = await sampler.client.unacked_by_connection_name(spec.vhost)
+            held = await sampler.holdings(due_ms)
             pods = await asyncio.to_thread(self.kube.pods, spec.namespace, scale.selector)
         except StatsError as error:
             return Decision(scale.replicas, Reason.STATS_UNKNOWN, f"not scaling in: which pods hold unacked messages is unknown ({error})")
@@ -213,8 +215,9 @@ class PoolLoop:
         LOGGER.info("scale-in: unacked messages by pod", extra={
             "pool": f"{spec.namespace}/{spec.name}", "held": {pod.metadata.name: held.get(pod.metadata.name, 0) for pod in pods}})
         decision = decide(now, dataclasses.replace(observation, pods_holding_unacked=busy), scale.replicas, spec.policy, self._history)
-        if decision.desired < scale.replicas and not spec.policy.paused:
-            if await asyncio.to_thread(self._mark_deletion_costs, spec.namespace, pods, held):
+        if not spec.policy.paused:
+            marked = await asyncio.to_thread(self._mark_deletion_costs, spec.namespace, pods, held)
+            if marked and decision.desired < scale.replicas:
                 await asyncio.sleep(MARKS_SETTLE_S)
         return decision
 

@@ -61,6 +61,7 @@ class VhostSampler:
         self._on_request = on_request
         self._by_due: dict[int, asyncio.Task] = {}
         self._wanted: dict[int, set[str]] = {}
+        self._holdings_by_due: dict[int, asyncio.Task] = {}
 
     def next_due(self, poll_seconds: float) -> int:
         return next_due_ms(monotonic_ms(), max(int(poll_seconds * 1000), 1), self.offset_ms)
@@ -73,6 +74,16 @@ class VhostSampler:
             self._forget_old(due_ms)
             task = self._by_due[due_ms] = asyncio.ensure_future(self._fetch_at(due_ms))
         # shield: one pool being cancelled (deleted) must not cancel the others' request.
+        return await asyncio.shield(task)
+
+    async def holdings(self, due_ms: int) -> dict[str, int]:
+        """Unacked messages by client-named connection, read once per due time for every pool
+        of the vhost that is about to scale in; raises StatsError."""
+        task = self._holdings_by_due.get(due_ms)
+        if task is None:
+            for due in [due for due in self._holdings_by_due if due < due_ms - KEEP_MS]:
+                self._retire(self._holdings_by_due.pop(due))
+            task = self._holdings_by_due[due_ms] = asyncio.ensure_future(self.client.unacked_by_connection_name(self.vhost))
         return await asyncio.shield(task)
 
     async def _fetch_at(self, due_ms: int) -> VhostQueues:
@@ -101,9 +112,12 @@ class VhostSampler:
         for due in [due for due in self._wanted if due < now_due_ms - KEEP_MS]:
             del self._wanted[due]
         for due in [due for due in self._by_due if due < now_due_ms - KEEP_MS]:
-            task = self._by_due.pop(due)
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved, so asyncio does not log it as never retrieved
+            self._retire(self._by_due.pop(due))
+
+    @staticmethod
+    def _retire(task: asyncio.Task) -> None:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 def _with_exact(stats: "QueueStats | StatsError", exact: tuple[int, int] | None) -> "QueueStats | StatsError":
