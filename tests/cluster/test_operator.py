@@ -34,6 +34,8 @@ def test_a_burst_scales_up_drains_and_scales_back_down(scenario, amqp):
     wait_until(lambda: len(scenario.standins.running) == 4, timeout=30, message="4 stand-in workers")
     wait_until(lambda: acked_ids(scenario) == set(ids), timeout=120, message="all 60 tasks acked")
     scenario.wait_for_replicas(1, timeout=60)
+    # The Event and then the status are written after the scale: wait for them rather than race them.
+    wait_until(lambda: scenario.status().get("currentReplicas") == 1, timeout=15, message="status after the scale-in")
 
     reasons = scenario.event_reasons()
     assert reasons.count("ScaledUp") >= 1 and reasons.count("ScaledDown") >= 1, reasons
@@ -102,6 +104,7 @@ def test_unreadable_stats_hold_replicas_then_resume_then_fall_back(scenario):
         scenario.apply_pool(**pool, fallback={"failureThreshold": 3, "replicas": 2})
         proxy.mode = "error500"
         scenario.wait_for_replicas(2)
+        wait_until(lambda: scenario.status()["lastDecision"]["reason"] == "Fallback", timeout=15, message="status says Fallback")
         decision = scenario.status()["lastDecision"]
         assert decision["reason"] == "Fallback" and "threshold 3" in decision["message"], decision
         assert failed_polls(scenario, "ServerError") >= 3
@@ -192,7 +195,7 @@ def test_operator_killed_mid_scale_converges_after_restart(scenario):
     assert at_kill < 4
     scenario.start_operator()
     scenario.wait_for_replicas(4)
-    assert scenario.status()["lastDecision"]["to"] == 4
+    wait_until(lambda: scenario.status().get("lastDecision", {}).get("to") == 4, timeout=15, message="status after the scale")
     # The killed operator may have died between its write and its Event; the new one
     # starts from the replicas it reads and steps on from there, one at a time.
     ups = {event.message.split(" replicas")[0] for event in scenario.events() if event.reason == "ScaledUp"}

@@ -58,7 +58,13 @@ def test_readme_workerpool_example_scales_as_described(controlplane, workerpool_
         wait_until(lambda: replicas() == 0, timeout=60, message="scale to zero on an empty queue (minReplicas 0)")
         publish(monitoring_broker.amqp_url, queue, ["x"] * 30)
         wait_until(lambda: replicas() == 3, timeout=60, message="3 replicas for 30 messages")
-        status = json.loads(controlplane.kubectl("get", "wp", "images", "-n", namespace, "-o", "json").stdout)["status"]
+
+        def read_status() -> dict:
+            return json.loads(controlplane.kubectl("get", "wp", "images", "-n", namespace, "-o", "json").stdout)["status"]
+
+        # The status is written after the scale: wait for it rather than race it.
+        wait_until(lambda: read_status().get("currentReplicas") == 3, timeout=15, message="status after the scale")
+        status = read_status()
         assert status["lastDecision"]["reason"] == "Backlog"
         assert "drainTime: no ack rate measured yet" in status["lastDecision"]["message"]
         assert {item["type"]: item["status"] for item in status["conditions"]} == {
