@@ -212,7 +212,8 @@ class PoolLoop:
         except StatsError as error:
             return Decision(scale.replicas, Reason.STATS_UNKNOWN, f"not scaling in: which pods hold unacked messages is unknown ({error})")
         busy = sum(1 for pod in pods if held.get(pod.metadata.name, 0) > 0)
-        LOGGER.info("scale-in: unacked messages by pod", extra={
+        # DEBUG: while a scale-in waits out the stabilization window this runs every poll.
+        LOGGER.debug("scale-in: unacked messages by pod", extra={
             "pool": f"{spec.namespace}/{spec.name}", "held": {pod.metadata.name: held.get(pod.metadata.name, 0) for pod in pods}})
         decision = decide(now, dataclasses.replace(observation, pods_holding_unacked=busy), scale.replicas, spec.policy, self._history)
         if not spec.policy.paused:
