@@ -44,6 +44,8 @@ class OperatorMetrics:
         )
         self.desired = gauge("workfleet_pool_replicas_desired", "Replicas the last decision asked for.")
         self.current = gauge("workfleet_pool_replicas_current", "Replicas of the scale target when last read.")
+        self.min_replicas = gauge("workfleet_pool_replicas_min", "The pool's minReplicas.")
+        self.max_replicas = gauge("workfleet_pool_replicas_max", "The pool's maxReplicas (alerts compare desired with it).")
         self.decisions = Counter(
             "workfleet_pool_scaling_decisions_total",
             "Replica changes made, by direction and reason.",
@@ -85,7 +87,8 @@ class OperatorMetrics:
         self._last_counters: dict[tuple[str, ...], Counters] = {}
 
     def add_pool(self, labels: tuple[str, str, str]) -> None:
-        for gauge in (self.ready, self.unacked, self.consumers, self.desired, self.current, self.forgotten_ack, self.last_good_poll):
+        for gauge in (self.ready, self.unacked, self.consumers, self.desired, self.current, self.min_replicas,
+                      self.max_replicas, self.forgotten_ack, self.last_good_poll):
             gauge.labels(*labels)
         for counter in (*self.messages.values(), self.polls):
             counter.labels(*labels)
@@ -97,8 +100,8 @@ class OperatorMetrics:
 
     def remove_pool(self, labels: tuple[str, str, str]) -> None:
         self._last_counters.pop(labels, None)
-        for metric in (self.ready, self.unacked, self.consumers, self.desired, self.current, self.forgotten_ack,
-                       self.last_good_poll, self.redelivery_ratio, self.polls, *self.messages.values()):
+        for metric in (self.ready, self.unacked, self.consumers, self.desired, self.current, self.min_replicas,
+                       self.max_replicas, self.forgotten_ack, self.last_good_poll, self.redelivery_ratio, self.polls, *self.messages.values()):
             _remove(metric, labels)
         for operation in OPERATIONS:
             _remove(self.rate, (*labels, operation))

@@ -161,6 +161,8 @@ class PoolLoop:
         await self._write_status(body, current, decision.desired, stats, error, last_decision, scaling)
         self.metrics.current.labels(*self.labels).set(current)
         self.metrics.desired.labels(*self.labels).set(decision.desired)
+        self.metrics.min_replicas.labels(*self.labels).set(spec.policy.min_replicas)
+        self.metrics.max_replicas.labels(*self.labels).set(spec.policy.max_replicas)
 
     async def _read_stats(self, spec: PoolSpec, sampler, due_ms) -> tuple[QueueStats | None, StatsError | None]:
         try:
