@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# Install what the demo and the tests need on Debian 12: RabbitMQ (Debian's
-# package; the tests start private nodes of it) and a Python virtualenv with
-# workfleet and its test dependencies. Safe to run again: it skips what is done.
+# Install what the demo and the tests need on Debian 12: Debian's RabbitMQ and
+# Prometheus packages and a Python virtualenv with workfleet and its test
+# dependencies. Safe to run again: it skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! dpkg -s rabbitmq-server >/dev/null 2>&1; then
-    echo "setup: installing rabbitmq-server" >&2
+# RabbitMQ: the demo and the tests run private nodes of it. Prometheus and promtool: the tests
+# check the chart's alerts and run the dashboard's queries on a real server.
+packages=""
+for package in rabbitmq-server prometheus; do
+    dpkg -s "$package" >/dev/null 2>&1 || packages="$packages $package"
+done
+if [ -n "$packages" ]; then
+    echo "setup: installing$packages" >&2
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+    # The tests start private nodes and servers of their own: keep the packages' services from
+    # starting (a policy-rc.d that says no, unless the machine has one already).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod +x /usr/sbin/policy-rc.d
+        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    # No recommends: prometheus would pull in exporters we do not use.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

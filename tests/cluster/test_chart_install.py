@@ -6,15 +6,13 @@ import base64
 import json
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.chart.test_render import CHART, MONITORING_API, PROMETHEUS_OPERATOR
 from tests.support.broker import wait_until
 from tests.support.controlplane import BIN
-
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "workfleet"
 
 
 @pytest.fixture
@@ -99,3 +97,35 @@ def test_chart_operator_role_is_exactly_what_it_needs(controlplane, workerpool_c
     assert not can("get", "secrets/some-other-secret"), "only the Secret its WorkerPool names"
     assert not can("list", "secrets") and not can("patch", "deployments.apps") and not can("delete", "pods")
     assert not can("patch", "workerpools.workfleet.dev")
+
+
+@pytest.fixture(scope="session")
+def prometheus_operator_crds(controlplane):
+    """prometheus-operator's own CRDs (../shared/upstream), as kube-prometheus-stack installs them."""
+    for path in sorted(PROMETHEUS_OPERATOR.glob("*.yaml")):
+        # Server-side: these CRDs are too big for the last-applied annotation of a client-side apply.
+        controlplane.kubectl("apply", "--server-side", "-f", str(path))
+    for name in ("podmonitors", "servicemonitors", "prometheusrules"):
+        controlplane.kubectl("wait", "--for=condition=Established", f"crd/{name}.monitoring.coreos.com", "--timeout=60s")
+
+
+def test_monitoring_objects_are_accepted_by_prometheus_operator(controlplane, workerpool_crd, prometheus_operator_crds,
+                                                                restricted_namespace):
+    namespace = restricted_namespace
+    values = str(CHART / "ci" / "monitoring-values.yaml")
+    # Strict server-side validation first: an unknown or misspelt field is an error, not pruned away.
+    rendered = subprocess.run([str(BIN / "helm"), "template", "wf", str(CHART), "-n", namespace, "-f", values,
+                               MONITORING_API], capture_output=True, text=True, check=True).stdout
+    monitoring = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["apiVersion"] == "monitoring.coreos.com/v1"]
+    assert len(monitoring) == 4
+    controlplane.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                         input=yaml.safe_dump_all(monitoring))
+
+    # Installed for real, Helm finds the API by discovery (no --api-versions) and renders them.
+    run_helm(controlplane, "helm", "install", "wf", str(CHART), "-n", namespace, "-f", values)
+    installed = get(controlplane, namespace, "podmonitors,servicemonitors,prometheusrules")["items"]
+    assert sorted((item["kind"], item["metadata"]["name"]) for item in installed) == [
+        ("PodMonitor", "wf-workfleet-worker"), ("PrometheusRule", "wf-workfleet"),
+        ("ServiceMonitor", "wf-workfleet-operator"), ("ServiceMonitor", "wf-workfleet-rabbitmq")]
+    dashboard = get(controlplane, namespace, "configmap", "wf-workfleet-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -1,0 +1,101 @@
+"""Every query of the chart's Grafana dashboard and every alert of its PrometheusRule runs on a
+real Prometheus that scrapes the real operator (scaling a pool on the control plane), real
+workers and the real broker, and reads series that exist: a metric renamed in code fails here.
+
+Prometheus scrapes loopback addresses, so the labels prometheus-operator would add in a cluster
+(namespace, pod) are set on the targets, and the operator's job is named as its Service would be.
+"""
+
+import json
+import re
+import time
+
+import yaml
+
+from tests.chart.test_render import CHART, MONITORING_API, render
+from tests.support.broker import publish, wait_until
+from tests.support.prometheus import PrometheusServer
+
+POISON_TASK = "tests.support.tasks:poison_or_dots"
+# Release "wf" with fullnameOverride "wf": the pool is "wf-worker", the operator's Service "wf-operator".
+POOL = "wf-worker"
+OPERATOR_JOB = "wf-operator"
+DASHBOARD = CHART / "files" / "dashboards" / "workfleet.json"
+METRIC_NAME = re.compile(r"\b(workfleet_[a-z_]+|rabbitmq_[a-z_]+|up)\b")
+
+
+def chart_rules(namespace: str, queue: str) -> dict:
+    docs = render("helm", "--namespace", namespace, "--set", "fullnameOverride=wf", "--set", f"worker.queue={queue}",
+                  "--set", "worker.task=a.b:c", "--set", "monitoring.enabled=true", MONITORING_API)
+    [rule] = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
+    return {"groups": rule["spec"]["groups"]}
+
+
+def dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def panel_queries(board: dict) -> dict[str, str]:
+    """"panel title / refId" -> expr, for every target of every panel."""
+    return {f"{panel['title']} / {target['refId']}": target["expr"]
+            for panel in board["panels"] for target in panel.get("targets", [])}
+
+
+def filled_in(expr: str, namespace: str) -> str:
+    """What Grafana sends with this namespace chosen and "All" pools and queues."""
+    for variable, value in (("$__rate_interval", "5m"), ("$namespace", namespace), ("$pool", ".*"), ("$queue", ".*")):
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def test_every_dashboard_query_and_alert_reads_real_series(scenario, tmp_path):
+    namespace = scenario.namespace
+    scenario.prepare(1, "--task", POISON_TASK, "--max-attempts", "2", dot_seconds=0.1)
+    operator = scenario.start_operator()
+    rules = chart_rules(namespace, scenario.queue)
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump(rules))
+    (tmp_path / "prometheus").mkdir()
+    prometheus = PrometheusServer(tmp_path / "prometheus", {
+        # The operator's namespace label is the pool's; the chart's ServiceMonitor honours it too.
+        OPERATOR_JOB: {"honor_labels": True}, "workers": {}, "rabbitmq": {},
+    }, rule_files=(rules_file,)).start()
+    try:
+        prometheus.set_targets(OPERATOR_JOB, {f"127.0.0.1:{operator.metrics_port}": {"namespace": namespace}})
+        prometheus.set_targets("rabbitmq", {f"127.0.0.1:{scenario.broker.prometheus_port}": {"namespace": namespace}})
+        # Scraping before the pool exists, so the scale-up below is seen as a counter going up.
+        wait_until(lambda: prometheus.targets_up(OPERATOR_JOB) == 1, message="operator scraped")
+        scenario.apply_pool(name=POOL, maxReplicas=3, policy={"messagesPerReplica": 5})
+
+        def follow_workers() -> None:
+            prometheus.set_targets("workers", {
+                f"127.0.0.1:{worker.metrics_port}": {"namespace": namespace, "pod": name}
+                for name, worker in scenario.standins.workers.items() if name in scenario.standins.running})
+
+        # A backlog the operator scales up for, a poison task that is retried and dead-lettered.
+        publish(scenario.broker.amqp_url, scenario.queue, ["poison pill"] + ["...."] * 40)
+
+        board = dashboard()
+        queries = panel_queries(board)
+        missing = dict(queries)
+        deadline = time.monotonic() + 120
+        while missing and time.monotonic() < deadline:
+            follow_workers()
+            missing = {name: expr for name, expr in missing.items() if not prometheus.query(filled_in(expr, namespace))}
+            time.sleep(1)
+        assert not missing, f"dashboard queries with no series: {missing} (operator log {scenario.log_hint()})"
+
+        for variable in board["templating"]["list"]:
+            if variable["type"] == "query":
+                selector, label = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"]).groups()
+                assert prometheus.label_values(label, filled_in(selector, namespace)), variable["name"]
+
+        alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
+        evaluated = {rule["name"]: rule for rule in prometheus.rules()}
+        assert set(evaluated) == set(alerts)
+        for name, expr in alerts.items():
+            assert evaluated[name]["health"] == "ok", (name, evaluated[name].get("lastError"))
+            for metric in set(METRIC_NAME.findall(expr)):
+                assert prometheus.query(f'count({{__name__="{metric}",namespace="{namespace}"}})'), (name, metric)
+    finally:
+        prometheus.close()
