@@ -132,3 +132,46 @@ def test_every_problem_is_reported_at_once():
     assert result.returncode != 0
     for problem in ("worker.task is required", "autoscaling.minReplicas (20)", "autoscaling.fallback.replicas (50)"):
         assert problem in result.stderr, result.stderr
+
+
+def selector(component: str) -> dict:
+    return {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "workfleet", "app.kubernetes.io/instance": "wf",
+                                            "app.kubernetes.io/component": component}}}
+
+
+def ingress_by_port(policy: dict) -> dict[str, list[dict]]:
+    return {port["port"]: rule["from"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+
+
+@pytest.mark.parametrize("binary", HELMS)
+def test_network_policies_open_each_port_only_to_its_clients(binary):
+    docs = render(binary, "-f", str(CHART / "ci" / "default-values.yaml"))
+    policies = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "NetworkPolicy"}
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    broker = ingress_by_port(policies["wf-workfleet-rabbitmq"])
+    assert broker == {
+        "amqp": [selector("worker"), selector("operator"),
+                 {"podSelector": {"matchLabels": {"workfleet.dev/broker-client": "wf-workfleet"}}}],
+        "management": [selector("operator")],
+        "prometheus": monitoring,
+        "epmd": [selector("rabbitmq")],
+        "cluster": [selector("rabbitmq")],
+    }
+    for component in ("worker", "operator"):
+        assert ingress_by_port(policies[f"wf-workfleet-{component}"]) == {"metrics": monitoring}
+    # Every pod of the release is selected by a policy, so none is left open.
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            assert any(policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+                       for policy in policies.values()), doc["metadata"]["name"]
+
+    fixed = render(binary, "-f", str(CHART / "ci" / "autoscaling-off-values.yaml"),
+                   "--set", "networkPolicy.producers[0].namespaceSelector.matchLabels.team=web")
+    policies = {doc["metadata"]["name"]: doc for doc in fixed if doc["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"wf-workfleet-rabbitmq", "wf-workfleet-worker"}
+    broker = ingress_by_port(policies["wf-workfleet-rabbitmq"])
+    assert "management" not in broker and selector("operator") not in broker["amqp"]
+    assert {"namespaceSelector": {"matchLabels": {"team": "web"}}} in broker["amqp"]
+    assert not [doc for doc in render(binary, "-f", str(CHART / "ci" / "default-values.yaml"),
+                                      "--set", "networkPolicy.enabled=false") if doc["kind"] == "NetworkPolicy"]

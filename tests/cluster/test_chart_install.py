@@ -122,7 +122,8 @@ def test_monitoring_objects_are_accepted_by_prometheus_operator(controlplane, wo
                          input=yaml.safe_dump_all(monitoring))
 
     # Installed for real, Helm finds the API by discovery (no --api-versions) and renders them.
-    run_helm(controlplane, "helm", "install", "wf", str(CHART), "-n", namespace, "-f", values)
+    notes = run_helm(controlplane, "helm", "install", "wf", str(CHART), "-n", namespace, "-f", values)
+    assert "the PrometheusRule with workfleet's alerts are installed" in notes
     installed = get(controlplane, namespace, "podmonitors,servicemonitors,prometheusrules")["items"]
     assert sorted((item["kind"], item["metadata"]["name"]) for item in installed) == [
         ("PodMonitor", "wf-workfleet-worker"), ("PrometheusRule", "wf-workfleet"),

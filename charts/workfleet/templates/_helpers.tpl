@@ -97,3 +97,8 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
 {{- end }}
+
+{{/* The label that lets a pod of the release's namespace publish to the broker (see networkPolicy). */}}
+{{- define "workfleet.clientLabel" -}}
+workfleet.dev/broker-client: {{ include "workfleet.fullname" . | quote }}
+{{- end }}
