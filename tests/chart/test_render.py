@@ -92,9 +92,9 @@ def test_every_pod_meets_the_restricted_profile_on_paper(binary):
     (tests/cluster proves it with the API server's own admission)."""
     for scenario in SCENARIOS:
         for doc in render(binary, "-f", str(scenario)):
-            if doc["kind"] not in ("Deployment", "StatefulSet"):
+            if doc["kind"] not in ("Deployment", "StatefulSet", "Pod"):
                 continue
-            pod = doc["spec"]["template"]["spec"]
+            pod = doc["spec"] if doc["kind"] == "Pod" else doc["spec"]["template"]["spec"]
             assert pod["securityContext"]["runAsNonRoot"] is True
             assert isinstance(pod["securityContext"]["runAsUser"], int) and pod["securityContext"]["runAsUser"] > 0
             assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -152,7 +152,7 @@ def test_network_policies_open_each_port_only_to_its_clients(binary):
     assert broker == {
         "amqp": [selector("worker"), selector("operator"),
                  {"podSelector": {"matchLabels": {"workfleet.dev/broker-client": "wf-workfleet"}}}],
-        "management": [selector("operator")],
+        "management": [selector("operator"), selector("test")],
         "prometheus": monitoring,
         "epmd": [selector("rabbitmq")],
         "cluster": [selector("rabbitmq")],
@@ -171,7 +171,7 @@ def test_network_policies_open_each_port_only_to_its_clients(binary):
     policies = {doc["metadata"]["name"]: doc for doc in fixed if doc["kind"] == "NetworkPolicy"}
     assert set(policies) == {"wf-workfleet-rabbitmq", "wf-workfleet-worker"}
     broker = ingress_by_port(policies["wf-workfleet-rabbitmq"])
-    assert "management" not in broker and selector("operator") not in broker["amqp"]
+    assert broker["management"] == [selector("test")] and selector("operator") not in broker["amqp"]
     assert {"namespaceSelector": {"matchLabels": {"team": "web"}}} in broker["amqp"]
     assert not [doc for doc in render(binary, "-f", str(CHART / "ci" / "default-values.yaml"),
                                       "--set", "networkPolicy.enabled=false") if doc["kind"] == "NetworkPolicy"]
