@@ -16,18 +16,31 @@ ROOT = Path(__file__).resolve().parents[2]
 SKAFFOLD_SCHEMA = ROOT.parent / "shared" / "upstream" / "skaffold-v2.24.0" / "v4beta14.json"
 COMPONENTS = {"worker": "workfleet-worker", "operator": "workfleet-operator", "producer": "workfleet-produce"}
 HADOLINT = Path(sys.executable).parent / "hadolint"
+DOCKERFILE = ROOT / "Dockerfile"
 
 
-@pytest.mark.parametrize("component", sorted(COMPONENTS))
-def test_dockerfile(component):
-    dockerfile = ROOT / component / "Dockerfile"
-    linted = subprocess.run([str(HADOLINT), str(dockerfile)], capture_output=True, text=True, timeout=60)
+def stages(text: str) -> dict[str, str]:
+    """Each build stage's text, by its name ("FROM x AS name")."""
+    found = {}
+    for block in re.split(r"^(?=FROM )", text, flags=re.M)[1:]:
+        name = re.match(r"FROM \S+ AS (\S+)", block).group(1)
+        found[name] = block
+    return found
+
+
+def test_dockerfile_lints_and_builds_each_component_alone():
+    linted = subprocess.run([str(HADOLINT), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert linted.returncode == 0, linted.stdout + linted.stderr
-    text = dockerfile.read_text()
-    assert re.search(r"^USER \d+:\d+$", text, re.M), "a numeric user, so runAsNonRoot can verify it"
-    assert f'ENTRYPOINT ["{COMPONENTS[component]}"]' in text, "exec form, so SIGTERM reaches Python"
-    assert f'".[{component}]"' in text, "only the component's own extra"
-    assert "ARG PYTHON_IMAGE=python:" in text and text.count("FROM ${PYTHON_IMAGE}") == 2
+    text = DOCKERFILE.read_text()
+    assert "ARG PYTHON_IMAGE=python:" in text
+    by_name = stages(text)
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\} AS runtime$", by_name["runtime"], re.M)
+    assert re.search(r"^USER \d+:\d+$", by_name["runtime"], re.M), "a numeric user, so runAsNonRoot can verify it"
+    for component, command in COMPONENTS.items():
+        image, build = by_name[component], by_name[f"{component}-build"]
+        assert image.startswith("FROM runtime AS") and f"COPY --from={component}-build " in image
+        assert f'ENTRYPOINT ["{command}"]' in image, "exec form, so SIGTERM reaches Python"
+        assert re.findall(r'"\.\[(\w+)\]"', build) == [component], "only the component's own extra"
 
 
 def test_skaffold_config_is_valid_and_builds_what_the_chart_uses():
@@ -47,4 +60,5 @@ def test_skaffold_config_is_valid_and_builds_what_the_chart_uses():
         assert release["setValueTemplates"][f"{component}.image.repository"] == "{{.IMAGE_REPO_%s}}" % key
         assert release["setValueTemplates"][f"{component}.image.tag"] == "{{.IMAGE_TAG_%s}}" % key
     for artifact in config["build"]["artifacts"]:
-        assert (ROOT / artifact["docker"]["dockerfile"]).exists()
+        assert artifact["docker"]["dockerfile"] == "Dockerfile"
+        assert artifact["docker"]["target"] == artifact["image"].split("/")[1], "the component's own target"

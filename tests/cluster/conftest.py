@@ -2,6 +2,7 @@ import uuid
 
 import pytest
 
+from tests.chart.test_render import PROMETHEUS_OPERATOR
 from tests.cluster.operator_scenario import MONITOR_PASSWORD, MONITOR_USER, OperatorScenario
 from tests.support.controlplane import ControlPlane
 from tests.support.operator import CRD
@@ -42,3 +43,13 @@ def scenario(controlplane, workerpool_crd, monitoring_broker, namespace, tmp_pat
     world = OperatorScenario(controlplane, monitoring_broker, namespace, tmp_path)
     yield world
     world.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus_operator_crds(controlplane):
+    """prometheus-operator's own CRDs (../shared/upstream), as kube-prometheus-stack installs them."""
+    for path in sorted(PROMETHEUS_OPERATOR.glob("*.yaml")):
+        # Server-side: these CRDs are too big for the last-applied annotation of a client-side apply.
+        controlplane.kubectl("apply", "--server-side", "-f", str(path))
+    for name in ("podmonitors", "servicemonitors", "prometheusrules"):
+        controlplane.kubectl("wait", "--for=condition=Established", f"crd/{name}.monitoring.coreos.com", "--timeout=60s")

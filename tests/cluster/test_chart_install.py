@@ -10,7 +10,7 @@ import uuid
 import pytest
 import yaml
 
-from tests.chart.test_render import CHART, MONITORING_API, PROMETHEUS_OPERATOR
+from tests.chart.test_render import CHART, MONITORING_API
 from tests.support.broker import wait_until
 from tests.support.controlplane import BIN
 
@@ -97,16 +97,6 @@ def test_chart_operator_role_is_exactly_what_it_needs(controlplane, workerpool_c
     assert not can("get", "secrets/some-other-secret"), "only the Secret its WorkerPool names"
     assert not can("list", "secrets") and not can("patch", "deployments.apps") and not can("delete", "pods")
     assert not can("patch", "workerpools.workfleet.dev")
-
-
-@pytest.fixture(scope="session")
-def prometheus_operator_crds(controlplane):
-    """prometheus-operator's own CRDs (../shared/upstream), as kube-prometheus-stack installs them."""
-    for path in sorted(PROMETHEUS_OPERATOR.glob("*.yaml")):
-        # Server-side: these CRDs are too big for the last-applied annotation of a client-side apply.
-        controlplane.kubectl("apply", "--server-side", "-f", str(path))
-    for name in ("podmonitors", "servicemonitors", "prometheusrules"):
-        controlplane.kubectl("wait", "--for=condition=Established", f"crd/{name}.monitoring.coreos.com", "--timeout=60s")
 
 
 def test_monitoring_objects_are_accepted_by_prometheus_operator(controlplane, workerpool_crd, prometheus_operator_crds,
