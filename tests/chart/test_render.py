@@ -117,6 +117,9 @@ def test_every_pod_meets_the_restricted_profile_on_paper(binary):
         ([], "worker.task is required"),
         (["--set", "worker.task=resize"], 'worker.task "resize" must be package.module:function'),
         (["--set", "worker.queue=amq.tasks", "--set", "worker.task=a.b:c"], "queue|not"),
+        (["--set", "worker.task=a.b:c", "--set", "monitoring.rules.disabled={WorkfleetBacklogGrowin}"],
+         "disabled|must be one of"),
+        (["--set", "worker.task=a.b:c", "--set", "monitoring.interval=fast"], "interval|pattern|match"),
     ],
 )
 def test_bad_values_fail_naming_the_value(binary, args, message):
