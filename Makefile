@@ -1,5 +1,5 @@
 # The two commands the README promises, plus what they share.
-.PHONY: setup tools demo test controlplane
+.PHONY: setup tools demo test controlplane cluster
 
 setup:
 	@scripts/setup.sh
@@ -17,3 +17,8 @@ test: setup tools
 # A control plane for development: prints its kubeconfig; Ctrl-C stops it.
 controlplane: setup tools
 	.venv/bin/python -m tests.support.controlplane
+
+# A one-node cluster (kubelet, containerd, CoreDNS; needs root): prints its kubeconfig; Ctrl-C
+# stops it and puts the host back as it was.
+cluster: setup tools
+	.venv/bin/python -m tests.support.cluster

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Install what the demo and the tests need on Debian 12: Debian's RabbitMQ and
-# Prometheus packages and a Python virtualenv with workfleet and its test
-# dependencies. Safe to run again: it skips what is done.
+# Install what the demo and the tests need on Debian 12: Debian's RabbitMQ,
+# Prometheus and container packages and a Python virtualenv with workfleet and its
+# test dependencies. Safe to run again: it skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # RabbitMQ: the demo and the tests run private nodes of it. Prometheus and promtool: the tests
-# check the chart's alerts and run the dashboard's queries on a real server.
+# check the chart's alerts and run the dashboard's queries on a real server. The rest is the
+# one-node test cluster's node (tests/support/cluster.py) and its image builds.
 packages=""
-for package in rabbitmq-server prometheus; do
+for package in rabbitmq-server prometheus containerd runc containernetworking-plugins iptables conntrack \
+        buildah mmdebstrap busybox-static gcc; do
     dpkg -s "$package" >/dev/null 2>&1 || packages="$packages $package"
 done
 if [ -n "$packages" ]; then

