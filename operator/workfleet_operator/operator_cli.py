@@ -2,6 +2,8 @@
 
 import argparse
 import logging
+import os
+import socket
 
 import kopf
 from prometheus_client import start_http_server
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=settings.all_namespaces,
         namespaces=settings.namespace_list,
         standalone=True,
+        # kopf would otherwise name itself after the user from the password database, which
+        # images running as a bare numeric user (USER 10001) do not have: it crashes at start.
+        identity=os.environ.get("POD_NAME") or socket.gethostname(),
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
     )
     return 0

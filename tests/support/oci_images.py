@@ -29,7 +29,7 @@ def digest_of(*inputs: Path | str) -> str:
 
 def single_binary_image(reference: str, binary: Path, entrypoint: list[str]) -> Path:
     """An image holding one static binary (the pause program, busybox), from scratch."""
-    archive = ARCHIVES / f"{reference.replace('/', '_').replace(':', '_')}-{digest_of(binary, reference, *entrypoint)}.tar"
+    archive = ARCHIVES / f"{_file_name(reference)}-{digest_of(binary, reference, *entrypoint)}.tar"
     if archive.exists():
         return archive
     ARCHIVES.mkdir(parents=True, exist_ok=True)
@@ -40,10 +40,7 @@ def single_binary_image(reference: str, binary: Path, entrypoint: list[str]) -> 
         buildah("commit", "--quiet", container, reference)
     finally:
         buildah("rm", container)
-    staged = archive.with_suffix(".partial")
-    buildah("push", "--quiet", reference, f"oci-archive:{staged}:{reference}")
-    staged.rename(archive)
-    return archive
+    return _push(reference, archive)
 
 
 def import_image(containerd_address: Path, archive: Path) -> None:
@@ -51,3 +48,90 @@ def import_image(containerd_address: Path, archive: Path) -> None:
                             capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"ctr import {archive.name} failed: {result.stderr.strip()}")
+
+
+def debian_image(reference: str, packages: list[str], config: tuple[str, ...] = (),
+                 sources: Path = Path("/etc/apt/sources.list.d/debian.sources")) -> Path:
+    """A Debian bookworm image made with mmdebstrap from the machine's apt sources;
+    `config` is passed to `buildah config` (entrypoint, environment)."""
+    archive = ARCHIVES / f"{_file_name(reference)}-{digest_of(reference, *packages, *config, sources)}.tar"
+    if archive.exists():
+        return archive
+    ARCHIVES.mkdir(parents=True, exist_ok=True)
+    rootfs = archive.with_suffix(".rootfs.tar")
+    result = subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(packages)}",
+                             "bookworm", str(rootfs), str(sources)], capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"mmdebstrap failed: {result.stderr.strip()}")
+    container = buildah("from", "scratch")
+    try:
+        buildah("add", container, str(rootfs), "/")
+        if config:
+            buildah("config", *config, container)
+        buildah("commit", "--quiet", container, reference)
+    finally:
+        buildah("rm", container)
+        rootfs.unlink()
+    return _push(reference, archive)
+
+
+def dockerfile_image(reference: str, target: str, base: str, context: Path, inputs: list[Path]) -> Path:
+    """A target of the project's Dockerfile, built on `base` (its PYTHON_IMAGE argument)."""
+    files = sorted(path for item in inputs for path in ([item] if item.is_file() else item.rglob("*"))
+                   if path.is_file() and "__pycache__" not in path.parts)
+    archive = ARCHIVES / f"{_file_name(reference)}-{digest_of(reference, target, base, *files)}.tar"
+    if archive.exists():
+        return archive
+    ARCHIVES.mkdir(parents=True, exist_ok=True)
+    # pip inside the build trusts what this machine trusts (which may include a TLS-intercepting
+    # proxy's CA): the host's certificates and a pip.conf naming them are mounted for the RUN
+    # steps only, and are not in the image.
+    pip_conf = ARCHIVES / "build-pip.conf"
+    pip_conf.write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+    buildah("bud", "--quiet", "--isolation", "chroot", "--pull=never", "--layers=false",
+            "--volume", "/etc/ssl/certs:/etc/ssl/certs:ro", "--volume", f"{pip_conf}:/etc/pip.conf:ro",
+            "--build-arg", f"PYTHON_IMAGE={base}", "--target", target, "-t", reference,
+            "-f", str(context / "Dockerfile"), str(context))
+    return _push(reference, archive)
+
+
+def _file_name(reference: str) -> str:
+    return reference.replace("/", "_").replace(":", "_")
+
+
+def normalized(reference: str) -> str:
+    """The name containerd's CRI looks images up by: "workfleet/worker:1" is "docker.io/workfleet/worker:1"."""
+    first = reference.split("/", 1)[0]
+    if "/" in reference and ("." in first or ":" in first or first == "localhost"):
+        return reference
+    return f"docker.io/{reference}" if "/" in reference else f"docker.io/library/{reference}"
+
+
+def _push(reference: str, archive: Path) -> Path:
+    staged = archive.with_suffix(".partial")
+    buildah("push", "--quiet", reference, f"oci-archive:{staged}:{normalized(reference)}")
+    staged.rename(archive)
+    return archive
+
+
+PYTHON_BASE = "workfleet.local/python:3.11-bookworm"
+RABBITMQ_IMAGE = "workfleet.local/rabbitmq:3.10-debian"
+# What the project's Dockerfile copies: a change to any of it rebuilds the images.
+DOCKERFILE_INPUTS = ("Dockerfile", "pyproject.toml", "README.md", "common", "worker", "producer", "operator")
+
+
+def chart_images(version: str) -> list[Path]:
+    """The chart's images for a cluster without a registry: worker and operator from the
+    project's Dockerfile on a Debian base with python3, and a RabbitMQ from Debian's
+    rabbitmq-server package that reads the configuration the chart mounts, as the official
+    image does (the chart points at each file with RABBITMQ_*_FILE variables)."""
+    debian_image(PYTHON_BASE, ["python3", "python3-venv", "python-is-python3", "ca-certificates"])
+    inputs = [ROOT / name for name in DOCKERFILE_INPUTS]
+    return [
+        dockerfile_image(f"workfleet/worker:{version}", "worker", PYTHON_BASE, ROOT, inputs),
+        dockerfile_image(f"workfleet/operator:{version}", "operator", PYTHON_BASE, ROOT, inputs),
+        # Debian's scripts in /usr/lib/rabbitmq/bin run as any user; the ones in /usr/sbin insist
+        # on root or "rabbitmq", and the chart runs the broker as 999.
+        debian_image(RABBITMQ_IMAGE, ["rabbitmq-server"],
+                     ("--env", "PATH=/usr/lib/rabbitmq/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--cmd", '["rabbitmq-server"]')),
+    ]
