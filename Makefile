@@ -1,5 +1,5 @@
 # The two commands the README promises, plus what they share.
-.PHONY: setup tools demo test controlplane cluster
+.PHONY: setup tools demo test controlplane cluster images
 
 setup:
 	@scripts/setup.sh
@@ -22,3 +22,8 @@ controlplane: setup tools
 # stops it and puts the host back as it was.
 cluster: setup tools
 	.venv/bin/python -m tests.support.cluster
+
+# The chart's images (worker, operator, a Debian RabbitMQ) as OCI archives in .cache/images,
+# rebuilt only when their inputs change; imported into the one-node cluster if one runs.
+images: setup
+	.venv/bin/python -m tests.support.oci_images

@@ -175,6 +175,10 @@ class NodeCluster(ControlPlane):
             if process.poll() is not None:
                 raise ControlPlaneError(f"{name} exited with {process.returncode}; see {self.dir / (name + '.log')}")
 
+    def import_images(self, archives: list[Path]) -> None:
+        for archive in archives:
+            import_image(self.containerd_socket, archive)
+
     # -- stopping ------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -190,6 +194,12 @@ class NodeCluster(ControlPlane):
         self.stop()
         shutil.rmtree(FOLDER, ignore_errors=True)
         self._lock.close()  # releases it
+
+
+def running_containerd() -> Path | None:
+    """The socket of the one-node cluster's containerd, if one is running on this machine."""
+    socket_path = FOLDER / "containerd" / "containerd.sock"
+    return socket_path if _accepts(socket_path) else None
 
 
 def clean_up_after_dead_run() -> None:

@@ -6,6 +6,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 ARCHIVES = CACHE / "images"
@@ -110,6 +112,8 @@ def normalized(reference: str) -> str:
 def _push(reference: str, archive: Path) -> Path:
     staged = archive.with_suffix(".partial")
     buildah("push", "--quiet", reference, f"oci-archive:{staged}:{normalized(reference)}")
+    for older in ARCHIVES.glob(f"{_file_name(reference)}-*.tar"):  # builds from inputs that changed since
+        older.unlink()
     staged.rename(archive)
     return archive
 
@@ -135,3 +139,23 @@ def chart_images(version: str) -> list[Path]:
         debian_image(RABBITMQ_IMAGE, ["rabbitmq-server"],
                      ("--env", "PATH=/usr/lib/rabbitmq/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--cmd", '["rabbitmq-server"]')),
     ]
+
+
+def main() -> int:
+    """`make images`: build the chart's images, and import them into the one-node cluster if one runs."""
+    from tests.support.cluster import FOLDER, running_containerd  # here: the cluster imports this module
+
+    version = yaml.safe_load((ROOT / "charts" / "workfleet" / "Chart.yaml").read_text())["appVersion"]
+    archives = chart_images(version)
+    for archive in archives:
+        print(f"built {archive.relative_to(ROOT)}")
+    socket = running_containerd()
+    if socket:
+        for archive in archives:
+            import_image(socket, archive)
+        print(f"imported into the cluster running in {FOLDER}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""End to end on the one-node cluster: `helm install` of the chart with images built by the
+project (`make images`), RabbitMQ on a local volume, real worker pods, and the operator
+scaling them from the queue; tasks are published from outside the cluster, at the broker's
+Service address, as the producer user."""
+
+import base64
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.chart.test_render import CHART
+from tests.support.broker import wait_until
+from tests.support.controlplane import BIN
+from tests.support.oci_images import chart_images
+
+VALUES = Path(__file__).parent / "local-images-values.yaml"
+NAMESPACE = "fleet"
+RELEASE = "wf"
+POOL = "wf-workfleet-worker"
+
+
+class Fleet:
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    def helm(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "helm"), f"--kubeconfig={self.cluster.kubeconfig}", "-n", NAMESPACE, *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def get(self, *what: str) -> dict:
+        return json.loads(self.cluster.kubectl("get", *what, "-n", NAMESPACE, "-o", "json").stdout)
+
+    def secret(self, key: str) -> str:
+        return base64.b64decode(self.get("secret", "wf-workfleet-credentials")["data"][key]).decode()
+
+    @property
+    def broker_address(self) -> str:
+        return self.get("service", "wf-workfleet-rabbitmq")["spec"]["clusterIP"]
+
+    def queue(self, name: str) -> dict:
+        """The queue's stats from the management API, as the admin, at the Service address."""
+        request = urllib.request.Request(f"http://{self.broker_address}:15672/api/queues/%2F/{name}")
+        token = base64.b64encode(f"admin:{self.secret('admin-password')}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def acks(self) -> int:
+        stats = self.queue("tasks").get("message_stats")
+        return stats.get("ack", 0) if isinstance(stats, dict) else 0
+
+    def replicas(self) -> int:
+        return self.get("deployment", POOL)["spec"].get("replicas", 0)
+
+    def pool_condition(self, kind: str) -> dict:
+        conditions = self.get("workerpool", POOL).get("status", {}).get("conditions", [])
+        return next((item for item in conditions if item["type"] == kind), {})
+
+
+@pytest.fixture(scope="module")
+def fleet(node_cluster):
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    node_cluster.import_images(chart_images(version))
+    world = Fleet(node_cluster)
+    installed = world.helm("install", RELEASE, str(CHART), "--create-namespace", "-f", str(VALUES),
+                           "--wait", "--timeout=5m")
+    assert installed.returncode == 0, installed.stderr + node_cluster.kubectl(
+        "get", "pods", "-n", NAMESPACE, "-o", "wide").stdout
+    return world
+
+
+def test_installed_fleet_is_ready_and_passes_helm_test(fleet):
+    broker = fleet.get("statefulset", "wf-workfleet-rabbitmq")
+    assert broker["status"].get("readyReplicas") == 1
+    [claim] = fleet.get("pvc")["items"]
+    assert claim["status"]["phase"] == "Bound"
+    operator = fleet.get("deployment", "wf-workfleet-operator")
+    assert operator["status"].get("availableReplicas") == 1
+    wait_until(lambda: fleet.pool_condition("MetricsAvailable").get("status") == "True", timeout=120,
+               message="the operator reads the queue's stats")
+
+    tested = fleet.helm("test", RELEASE, "--logs", "--timeout=5m")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "acked: the queue's ack count went from" in tested.stdout
+
+
+def test_a_burst_scales_workers_up_drains_and_scales_back_down(fleet):
+    acks_before = fleet.acks()
+    producer = f"amqp://workfleet-producer:{fleet.secret('producer-password')}@{fleet.broker_address}:5672/%2F"
+    produced = subprocess.run([sys.executable, "-m", "workfleet_producer", "--amqp-url", producer, "--queue", "tasks",
+                               "--count", "500", "."], capture_output=True, text=True, timeout=120)
+    assert produced.returncode == 0, produced.stderr
+    assert "500 confirmed" in produced.stdout
+
+    wait_until(lambda: fleet.replicas() == 4, timeout=120, message="scaled up to maxReplicas")
+    wait_until(lambda: fleet.acks() - acks_before >= 500, timeout=300, message="500 tasks acked")
+    wait_until(lambda: fleet.replicas() == 1, timeout=180, message="scaled back down to minReplicas")
+
+    assert fleet.acks() - acks_before == 500, "each task acked once"
+    queue = fleet.queue("tasks")
+    assert queue["messages"] == 0 and queue.get("message_stats", {}).get("redeliver", 0) == 0
+    assert fleet.queue("tasks.dlq")["messages"] == 0
+    reasons = [event["reason"] for event in fleet.get("events")["items"]
+               if event["involvedObject"]["kind"] == "WorkerPool"]
+    assert "ScaledUp" in reasons and "ScaledDown" in reasons, reasons
