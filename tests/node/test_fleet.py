@@ -108,3 +108,68 @@ def test_a_burst_scales_workers_up_drains_and_scales_back_down(fleet):
     reasons = [event["reason"] for event in fleet.get("events")["items"]
                if event["involvedObject"]["kind"] == "WorkerPool"]
     assert "ScaledUp" in reasons and "ScaledDown" in reasons, reasons
+
+
+def publish(fleet, *bodies: str, count: int = 1) -> None:
+    producer = f"amqp://workfleet-producer:{fleet.secret('producer-password')}@{fleet.broker_address}:5672/%2F"
+    produced = subprocess.run([sys.executable, "-m", "workfleet_producer", "--amqp-url", producer, "--queue", "tasks",
+                               "--count", str(count), *bodies], capture_output=True, text=True, timeout=120)
+    assert produced.returncode == 0, produced.stderr
+    assert f"{count * len(bodies)} confirmed" in produced.stdout
+
+
+def redeliveries(fleet) -> int:
+    stats = fleet.queue("tasks").get("message_stats")
+    return stats.get("redeliver", 0) if isinstance(stats, dict) else 0
+
+
+def worker_pods(fleet) -> list[dict]:
+    return [pod for pod in fleet.get("pods", "-l", "app.kubernetes.io/component=worker")["items"]
+            if not pod["metadata"].get("deletionTimestamp")]
+
+
+def holding_one_task(fleet) -> str:
+    """Publish one 4-second task and return the worker pod that holds it."""
+    wait_until(lambda: fleet.replicas() == 1 and len(worker_pods(fleet)) == 1, timeout=180, message="one worker")
+    publish(fleet, "." * 20)
+    wait_until(lambda: fleet.queue("tasks")["messages_unacknowledged"] == 1, timeout=60, message="the task in hand")
+    return worker_pods(fleet)[0]["metadata"]["name"]
+
+
+def test_a_deleted_worker_finishes_its_task_and_a_killed_one_is_redelivered(fleet):
+    acks, redelivered = fleet.acks(), redeliveries(fleet)
+    pod = holding_one_task(fleet)
+    fleet.cluster.kubectl("delete", "pod", pod, "-n", NAMESPACE, "--wait=false")  # SIGTERM, grace period
+    wait_until(lambda: fleet.acks() == acks + 1, timeout=120, message="the stopping worker acked its task")
+    assert redeliveries(fleet) == redelivered, "finished by the pod that was stopping, not handed on"
+
+    pod = holding_one_task(fleet)
+    fleet.cluster.kubectl("delete", "pod", pod, "-n", NAMESPACE, "--grace-period=0", "--force")
+    wait_until(lambda: fleet.acks() == acks + 2, timeout=180, message="the killed worker's task done by another pod")
+    assert redeliveries(fleet) == redelivered + 1
+
+
+def test_the_broker_keeps_confirmed_messages_across_its_pod_being_deleted(fleet):
+    # Nobody consumes meanwhile: the pool paused and its workers scaled to zero.
+    fleet.cluster.kubectl("patch", "workerpool", POOL, "-n", NAMESPACE, "--type=merge", "-p", '{"spec": {"paused": true}}')
+    fleet.cluster.kubectl("scale", "deployment", POOL, "-n", NAMESPACE, "--replicas=0")
+    wait_until(lambda: not worker_pods(fleet) and fleet.queue("tasks")["consumers"] == 0, timeout=180,
+               message="no consumers")
+    claim = fleet.get("pvc")["items"][0]["spec"]["volumeName"]
+    publish(fleet, ".", count=50)
+
+    fleet.cluster.kubectl("delete", "pod", "wf-workfleet-rabbitmq-0", "-n", NAMESPACE)
+    fleet.cluster.kubectl("rollout", "status", "statefulset/wf-workfleet-rabbitmq", "-n", NAMESPACE, "--timeout=300s")
+    wait_until(lambda: _messages_or_none(fleet) == 50, timeout=180, message="the 50 confirmed messages back")
+    assert fleet.get("pvc")["items"][0]["spec"]["volumeName"] == claim, "the same volume"
+
+    acks = fleet.acks()
+    fleet.cluster.kubectl("patch", "workerpool", POOL, "-n", NAMESPACE, "--type=merge", "-p", '{"spec": {"paused": false}}')
+    wait_until(lambda: fleet.acks() - acks == 50, timeout=300, message="the operator resumed and the workers drained them")
+
+
+def _messages_or_none(fleet) -> int | None:
+    try:
+        return fleet.queue("tasks")["messages"]
+    except (OSError, KeyError):  # the broker still starting
+        return None
