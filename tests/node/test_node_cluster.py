@@ -3,12 +3,17 @@ Service networking through kube-proxy, DNS through CoreDNS, the API server reach
 pods at the "kubernetes" Service, and local volumes that outlive their pod."""
 
 import json
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tests.support.broker import wait_until
 from tests.support.cluster import BUSYBOX_IMAGE
+from tests.support.oci_images import RABBITMQ_IMAGE
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def busybox(name: str, script: str, **spec) -> dict:
@@ -74,3 +79,13 @@ def test_a_local_volume_outlives_its_pod(node_cluster, node_namespace):
     assert claim["status"]["phase"] == "Bound" and claim["spec"]["storageClassName"] == "local"
     node_cluster.kubectl("delete", "pod", "store-0", "-n", node_namespace)
     wait_until(lambda: runs() == 2, timeout=120, message="the replacement pod found the first one's file")
+
+
+def test_make_images_imports_the_chart_images_into_the_running_cluster(node_cluster):
+    made = subprocess.run(["make", "images"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "imported into the cluster" in made.stdout
+    listed = subprocess.run(["ctr", "--address", str(node_cluster.containerd_socket), "-n", "k8s.io", "images", "ls", "-q"],
+                            capture_output=True, text=True, timeout=60).stdout.split()
+    for image in ("docker.io/workfleet/worker:0.1.0", "docker.io/workfleet/operator:0.1.0", RABBITMQ_IMAGE):
+        assert image in listed, listed
