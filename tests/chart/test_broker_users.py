@@ -12,7 +12,7 @@ import urllib.request
 import pika
 import pytest
 
-from tests.chart.test_render import CHART, render
+from tests.chart.test_render import render
 from tests.support.broker import queue_depth, wait_until
 from workfleet_common.topology import Topology
 

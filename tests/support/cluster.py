@@ -17,7 +17,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from tests.support import host_state, node_config
 from tests.support.certificates import write_client_certificate, write_serving_certificate
-from tests.support.controlplane import ADMIN_CONTEXT, BIN, KUBERNETES_VERSION, ControlPlane, ControlPlaneError
+from tests.support.controlplane import ADMIN_CONTEXT, BIN, ControlPlane, ControlPlaneError, serve_until_stopped
 from tests.support.oci_images import import_image, single_binary_image
 from workfleet_operator.local.rabbitmq import free_port
 
@@ -248,17 +247,8 @@ def _wait_for(predicate, timeout: float, what: str, fail: bool = True) -> None:
 
 
 def main() -> int:
-    stop = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.append(True))
-    with NodeCluster() as cluster:
-        print(f"one-node cluster {KUBERNETES_VERSION} at {cluster.server}")
-        print(f"export KUBECONFIG={cluster.kubeconfig}")
-        print(f"kubectl: {BIN / 'kubectl'}; stop with Ctrl-C or: kill {os.getpid()}", flush=True)
-        while not stop:
-            time.sleep(0.5)
-    print("stopped; every process it started has exited and the host is as it was")
-    return 0
+    return serve_until_stopped(NodeCluster, "one-node cluster",
+                               "stopped; every process it started has exited and the host is as it was")
 
 
 if __name__ == "__main__":

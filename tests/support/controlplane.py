@@ -191,18 +191,23 @@ class ControlPlane:
         self.close()
 
 
-def main() -> int:
+def serve_until_stopped(make_cluster, what: str, stopped: str) -> int:
+    """Start a cluster, print how to reach and stop it, and wait for Ctrl-C or SIGTERM."""
     stop = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.append(True))
-    with ControlPlane() as plane:
-        print(f"control plane {KUBERNETES_VERSION} at {plane.server}")
-        print(f"export KUBECONFIG={plane.kubeconfig}")
+    with make_cluster() as cluster:
+        print(f"{what} {KUBERNETES_VERSION} at {cluster.server}")
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
         print(f"kubectl: {BIN / 'kubectl'}; stop with Ctrl-C or: kill {os.getpid()}", flush=True)
         while not stop:
             time.sleep(0.5)
-    print("stopped; every process it started has exited")
+    print(stopped)
     return 0
+
+
+def main() -> int:
+    return serve_until_stopped(ControlPlane, "control plane", "stopped; every process it started has exited")
 
 
 if __name__ == "__main__":
