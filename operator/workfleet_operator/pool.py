@@ -37,6 +37,10 @@ LOGGER = logging.getLogger(__name__)
 # recommended, through the stabilization window, and a scale-in that follows new
 # marks at once waits this long first.
 MARKS_SETTLE_S = 2.0
+# The broker updates queue and channel stats separately: a queue may already count an unacked
+# message that no connection shows yet. A scale-in waits up to this many polls for every unacked
+# message to be seen on a pod, then goes ahead (a holder outside the pool never shows up).
+UNPLACED_POLLS_MAX = 3
 
 # Why ScalingActive is False, by the decision's reason (HPA's condition, in its words).
 NOT_SCALING = {
@@ -60,6 +64,7 @@ class PoolLoop:
         self._acks = AckWatch()
         self._history: tuple[Recommendation, ...] = ()
         self._failed_polls = 0
+        self._unplaced_polls = 0  # scale-ins held in a row because unacked messages were on no known pod
         self._per_replica_rate: float | None = None
         self._written_status: dict = dict(body.get("status") or {})
         self._task: asyncio.Task | None = None
@@ -213,6 +218,12 @@ class PoolLoop:
             pods = await asyncio.to_thread(self.kube.pods, spec.namespace, scale.selector)
         except StatsError as error:
             return Decision(scale.replicas, Reason.STATS_UNKNOWN, f"not scaling in: which pods hold unacked messages is unknown ({error})")
+        unplaced = (observation.unacked or 0) - sum(held.get(pod.metadata.name, 0) for pod in pods)
+        if unplaced > 0 and self._unplaced_polls < UNPLACED_POLLS_MAX:
+            self._unplaced_polls += 1
+            return Decision(scale.replicas, Reason.STATS_UNKNOWN,
+                            f"not scaling in yet: {unplaced} of {observation.unacked} unacked messages not seen on a pod")
+        self._unplaced_polls = 0
         busy = sum(1 for pod in pods if held.get(pod.metadata.name, 0) > 0)
         # DEBUG: while a scale-in waits out the stabilization window this runs every poll.
         LOGGER.debug("scale-in: unacked messages by pod", extra={

@@ -24,9 +24,10 @@ DASHBOARD = CHART / "files" / "dashboards" / "workfleet.json"
 METRIC_NAME = re.compile(r"\b(workfleet_[a-z_]+|rabbitmq_[a-z_]+|up)\b")
 
 
-def chart_rules(namespace: str, queue: str) -> dict:
-    docs = render("helm", "--namespace", namespace, "--set", "fullnameOverride=wf", "--set", f"worker.queue={queue}",
-                  "--set", "worker.task=a.b:c", "--set", "monitoring.enabled=true", MONITORING_API)
+def chart_rules(namespace: str, *args: str) -> dict:
+    """The chart's alert rules as a Prometheus rule file, rendered for a release "wf" in `namespace`."""
+    docs = render("helm", "--namespace", namespace, "--set", "worker.task=a.b:c", "--set", "monitoring.enabled=true",
+                  MONITORING_API, *args)
     [rule] = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
     return {"groups": rule["spec"]["groups"]}
 
@@ -48,11 +49,39 @@ def filled_in(expr: str, namespace: str) -> str:
     return expr
 
 
+def assert_dashboard_and_alerts_read_series(prometheus, rules: dict, namespace: str, each_try=lambda: None,
+                                            hint: str = "") -> None:
+    """Every dashboard query returns series (waiting up to two minutes, calling each_try every
+    second), every variable has values, and every alert is evaluated without error over
+    metrics that exist."""
+    board = dashboard()
+    missing = panel_queries(board)
+    deadline = time.monotonic() + 120
+    while missing and time.monotonic() < deadline:
+        each_try()
+        missing = {name: expr for name, expr in missing.items() if not prometheus.query(filled_in(expr, namespace))}
+        time.sleep(1)
+    assert not missing, f"dashboard queries with no series: {missing} {hint}"
+
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            selector, label = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"]).groups()
+            assert prometheus.label_values(label, filled_in(selector, namespace)), variable["name"]
+
+    alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
+    evaluated = {rule["name"]: rule for rule in prometheus.rules()}
+    assert set(evaluated) == set(alerts)
+    for name, expr in alerts.items():
+        assert evaluated[name]["health"] == "ok", (name, evaluated[name].get("lastError"))
+        for metric in set(METRIC_NAME.findall(expr)):
+            assert prometheus.query(f'count({{__name__="{metric}",namespace="{namespace}"}})'), (name, metric)
+
+
 def test_every_dashboard_query_and_alert_reads_real_series(scenario, tmp_path):
     namespace = scenario.namespace
     scenario.prepare(1, "--task", POISON_TASK, "--max-attempts", "2", dot_seconds=0.1)
     operator = scenario.start_operator()
-    rules = chart_rules(namespace, scenario.queue)
+    rules = chart_rules(namespace, "--set", "fullnameOverride=wf", "--set", f"worker.queue={scenario.queue}")
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(yaml.safe_dump(rules))
     (tmp_path / "prometheus").mkdir()
@@ -75,27 +104,7 @@ def test_every_dashboard_query_and_alert_reads_real_series(scenario, tmp_path):
         # A backlog the operator scales up for, a poison task that is retried and dead-lettered.
         publish(scenario.broker.amqp_url, scenario.queue, ["poison pill"] + ["...."] * 40)
 
-        board = dashboard()
-        queries = panel_queries(board)
-        missing = dict(queries)
-        deadline = time.monotonic() + 120
-        while missing and time.monotonic() < deadline:
-            follow_workers()
-            missing = {name: expr for name, expr in missing.items() if not prometheus.query(filled_in(expr, namespace))}
-            time.sleep(1)
-        assert not missing, f"dashboard queries with no series: {missing} (operator log {scenario.log_hint()})"
-
-        for variable in board["templating"]["list"]:
-            if variable["type"] == "query":
-                selector, label = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"]).groups()
-                assert prometheus.label_values(label, filled_in(selector, namespace)), variable["name"]
-
-        alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
-        evaluated = {rule["name"]: rule for rule in prometheus.rules()}
-        assert set(evaluated) == set(alerts)
-        for name, expr in alerts.items():
-            assert evaluated[name]["health"] == "ok", (name, evaluated[name].get("lastError"))
-            for metric in set(METRIC_NAME.findall(expr)):
-                assert prometheus.query(f'count({{__name__="{metric}",namespace="{namespace}"}})'), (name, metric)
+        assert_dashboard_and_alerts_read_series(prometheus, rules, namespace, follow_workers,
+                                                f"(operator log {scenario.log_hint()})")
     finally:
         prometheus.close()

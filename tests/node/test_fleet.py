@@ -1,7 +1,7 @@
 """End to end on the one-node cluster: `helm install` of the chart with images built by the
 project (`make images`), RabbitMQ on a local volume, real worker pods, and the operator
 scaling them from the queue; tasks are published from outside the cluster, at the broker's
-Service address, as the producer user."""
+Service address, as the producer user; a Prometheus outside the cluster scrapes the pods."""
 
 import base64
 import json
@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from tests.chart.test_render import CHART
+from tests.cluster.test_monitoring_queries import assert_dashboard_and_alerts_read_series, chart_rules
 from tests.support.broker import wait_until
 from tests.support.controlplane import BIN
 from tests.support.oci_images import chart_images
+from tests.support.prometheus import PrometheusServer
 
 VALUES = Path(__file__).parent / "local-images-values.yaml"
 NAMESPACE = "fleet"
@@ -173,3 +175,46 @@ def _messages_or_none(fleet) -> int | None:
         return fleet.queue("tasks")["messages"]
     except (OSError, KeyError):  # the broker still starting
         return None
+
+
+SCRAPED = {  # job (named as the chart's PodMonitor and ServiceMonitors name them) -> component, port name
+    "wf-workfleet-operator": ("operator", "metrics"),
+    "wf-workfleet-worker": ("worker", "metrics"),
+    "wf-workfleet-rabbitmq": ("rabbitmq", "prometheus"),
+}
+
+
+def follow_pods(fleet, prometheus) -> None:
+    """What prometheus-operator's pod discovery does for the chart's monitors: each running pod
+    of a component, at its pod IP and named port, labelled with its namespace and pod. (Debian's
+    Prometheus is built without kubernetes_sd, so the test reads the pods from the API itself.)"""
+    pods = fleet.get("pods")["items"]
+    for job, (component, port_name) in SCRAPED.items():
+        targets = {}
+        for pod in pods:
+            if (pod["metadata"]["labels"].get("app.kubernetes.io/component") != component
+                    or pod["status"].get("phase") != "Running" or not pod["status"].get("podIP")):
+                continue
+            ports = [port["containerPort"] for container in pod["spec"]["containers"]
+                     for port in container.get("ports", []) if port.get("name") == port_name]
+            for number in ports:
+                targets[f"{pod['status']['podIP']}:{number}"] = {"namespace": NAMESPACE, "pod": pod["metadata"]["name"]}
+        prometheus.set_targets(job, targets)
+
+
+def test_prometheus_scrapes_the_fleet_and_every_dashboard_query_and_alert_reads_it(fleet, tmp_path):
+    rules_file = tmp_path / "rules.yaml"
+    rules = chart_rules(NAMESPACE, "-f", str(VALUES))
+    rules_file.write_text(yaml.safe_dump(rules))
+    (tmp_path / "prometheus").mkdir()
+    # The operator's namespace label is the pool's; its ServiceMonitor honours it.
+    jobs = {job: {"honor_labels": True} if component == "operator" else {} for job, (component, _) in SCRAPED.items()}
+    prometheus = PrometheusServer(tmp_path / "prometheus", jobs, rule_files=(rules_file,)).start()
+    try:
+        follow_pods(fleet, prometheus)
+        wait_until(lambda: all(prometheus.targets_up(job) >= 1 for job in SCRAPED), timeout=120,
+                   message="the operator, worker and broker pods scraped")
+        publish(fleet, "...", count=100)  # a scale-up for the decisions panel, watched from its start
+        assert_dashboard_and_alerts_read_series(prometheus, rules, NAMESPACE, lambda: follow_pods(fleet, prometheus))
+    finally:
+        prometheus.close()
