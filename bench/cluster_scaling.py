@@ -15,7 +15,6 @@ Between trials the pool scales back to 1. Prints a table; asserts nothing (docs/
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,11 +36,8 @@ def trial(fleet: Fleet, tasks: int) -> tuple[float, float, float]:
     wait_until(lambda: fleet.replicas() == 1 and fleet.queue("tasks")["consumers"] == 1, timeout=300,
                message="one worker at rest")
     acks = fleet.acks()
-    producer = f"amqp://workfleet-producer:{fleet.secret('producer-password')}@{fleet.broker_address}:5672/%2F"
-    published = subprocess.run([sys.executable, "-m", "workfleet_producer", "--amqp-url", producer, "--queue", "tasks",
-                                "--count", str(tasks), "."], capture_output=True, text=True, timeout=120)
+    fleet.publish(".", count=tasks)
     start = time.monotonic()
-    assert published.returncode == 0 and f"{tasks} confirmed" in published.stdout, published.stderr
     first = last = None
     while True:
         queue = fleet.queue("tasks")
@@ -50,8 +46,7 @@ def trial(fleet: Fleet, tasks: int) -> tuple[float, float, float]:
             first = now
         if last is None and queue["consumers"] >= MAX_PODS:
             last = now
-        stats = queue.get("message_stats")
-        if isinstance(stats, dict) and stats.get("ack", 0) - acks >= tasks:
+        if fleet.acks() - acks >= tasks:
             return first, last, now
         time.sleep(0.2)
 
@@ -68,7 +63,7 @@ def main() -> int:
         fleet = Fleet(cluster)
         installed = fleet.helm("install", RELEASE, str(CHART), "--create-namespace", "-f", str(VALUES),
                                "--set", "autoscaling.pollSeconds=5", "--set", "autoscaling.scaleDownStabilizationSeconds=60",
-                               "--set", f"worker.extraEnv[0].name=WORKFLEET_DOT_SECONDS",
+                               "--set", "worker.extraEnv[0].name=WORKFLEET_DOT_SECONDS",
                                "--set-string", f"worker.extraEnv[0].value={options.task_seconds}",
                                "--wait", "--timeout=5m")
         assert installed.returncode == 0, installed.stderr

@@ -1,5 +1,3 @@
-import uuid
-
 import pytest
 
 from tests.chart.test_render import PROMETHEUS_OPERATOR
@@ -16,10 +14,8 @@ def controlplane():
 
 @pytest.fixture
 def namespace(controlplane):
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    controlplane.kubectl("create", "namespace", name)
-    yield name
-    controlplane.kubectl("delete", "namespace", name, "--wait=false")
+    with controlplane.temporary_namespace("t") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ every pod the controllers create is admitted, or it would not exist."""
 import base64
 import json
 import subprocess
-import uuid
 
 import pytest
 import yaml
@@ -17,11 +16,8 @@ from tests.support.controlplane import BIN
 
 @pytest.fixture
 def restricted_namespace(controlplane):
-    name = f"c-{uuid.uuid4().hex[:8]}"
-    controlplane.kubectl("create", "namespace", name)
-    controlplane.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    yield name
-    controlplane.kubectl("delete", "namespace", name, "--wait=false")
+    with controlplane.temporary_namespace("c", "pod-security.kubernetes.io/enforce=restricted") as name:
+        yield name
 
 
 def run_helm(controlplane, binary: str, *args: str) -> str:

@@ -52,9 +52,21 @@ class Fleet:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
-    def acks(self) -> int:
+    def counter(self, name: str) -> int:
+        """One of the queue's message counters (ack, redeliver, ...); the broker shows none before the first message."""
         stats = self.queue("tasks").get("message_stats")
-        return stats.get("ack", 0) if isinstance(stats, dict) else 0
+        return stats.get(name, 0) if isinstance(stats, dict) else 0
+
+    def acks(self) -> int:
+        return self.counter("ack")
+
+    def publish(self, *bodies: str, count: int = 1) -> None:
+        """Publish with confirms at the broker's Service address, from outside the cluster, as the producer user."""
+        producer = f"amqp://workfleet-producer:{self.secret('producer-password')}@{self.broker_address}:5672/%2F"
+        produced = subprocess.run([sys.executable, "-m", "workfleet_producer", "--amqp-url", producer, "--queue", "tasks",
+                                   "--count", str(count), *bodies], capture_output=True, text=True, timeout=120)
+        assert produced.returncode == 0, produced.stderr
+        assert f"{count * len(bodies)} confirmed" in produced.stdout
 
     def replicas(self) -> int:
         return self.get("deployment", POOL)["spec"].get("replicas", 0)
@@ -93,11 +105,7 @@ def test_installed_fleet_is_ready_and_passes_helm_test(fleet):
 
 def test_a_burst_scales_workers_up_drains_and_scales_back_down(fleet):
     acks_before = fleet.acks()
-    producer = f"amqp://workfleet-producer:{fleet.secret('producer-password')}@{fleet.broker_address}:5672/%2F"
-    produced = subprocess.run([sys.executable, "-m", "workfleet_producer", "--amqp-url", producer, "--queue", "tasks",
-                               "--count", "500", "."], capture_output=True, text=True, timeout=120)
-    assert produced.returncode == 0, produced.stderr
-    assert "500 confirmed" in produced.stdout
+    fleet.publish(".", count=500)
 
     wait_until(lambda: fleet.replicas() == 4, timeout=120, message="scaled up to maxReplicas")
     wait_until(lambda: fleet.acks() - acks_before >= 500, timeout=300, message="500 tasks acked")
@@ -105,24 +113,11 @@ def test_a_burst_scales_workers_up_drains_and_scales_back_down(fleet):
 
     assert fleet.acks() - acks_before == 500, "each task acked once"
     queue = fleet.queue("tasks")
-    assert queue["messages"] == 0 and queue.get("message_stats", {}).get("redeliver", 0) == 0
+    assert queue["messages"] == 0 and fleet.counter("redeliver") == 0
     assert fleet.queue("tasks.dlq")["messages"] == 0
     reasons = [event["reason"] for event in fleet.get("events")["items"]
                if event["involvedObject"]["kind"] == "WorkerPool"]
     assert "ScaledUp" in reasons and "ScaledDown" in reasons, reasons
-
-
-def publish(fleet, *bodies: str, count: int = 1) -> None:
-    producer = f"amqp://workfleet-producer:{fleet.secret('producer-password')}@{fleet.broker_address}:5672/%2F"
-    produced = subprocess.run([sys.executable, "-m", "workfleet_producer", "--amqp-url", producer, "--queue", "tasks",
-                               "--count", str(count), *bodies], capture_output=True, text=True, timeout=120)
-    assert produced.returncode == 0, produced.stderr
-    assert f"{count * len(bodies)} confirmed" in produced.stdout
-
-
-def redeliveries(fleet) -> int:
-    stats = fleet.queue("tasks").get("message_stats")
-    return stats.get("redeliver", 0) if isinstance(stats, dict) else 0
 
 
 def worker_pods(fleet) -> list[dict]:
@@ -133,22 +128,22 @@ def worker_pods(fleet) -> list[dict]:
 def holding_one_task(fleet) -> str:
     """Publish one 4-second task and return the worker pod that holds it."""
     wait_until(lambda: fleet.replicas() == 1 and len(worker_pods(fleet)) == 1, timeout=180, message="one worker")
-    publish(fleet, "." * 20)
+    fleet.publish("." * 20)
     wait_until(lambda: fleet.queue("tasks")["messages_unacknowledged"] == 1, timeout=60, message="the task in hand")
     return worker_pods(fleet)[0]["metadata"]["name"]
 
 
 def test_a_deleted_worker_finishes_its_task_and_a_killed_one_is_redelivered(fleet):
-    acks, redelivered = fleet.acks(), redeliveries(fleet)
+    acks, redelivered = fleet.acks(), fleet.counter("redeliver")
     pod = holding_one_task(fleet)
     fleet.cluster.kubectl("delete", "pod", pod, "-n", NAMESPACE, "--wait=false")  # SIGTERM, grace period
     wait_until(lambda: fleet.acks() == acks + 1, timeout=120, message="the stopping worker acked its task")
-    assert redeliveries(fleet) == redelivered, "finished by the pod that was stopping, not handed on"
+    assert fleet.counter("redeliver") == redelivered, "finished by the pod that was stopping, not handed on"
 
     pod = holding_one_task(fleet)
     fleet.cluster.kubectl("delete", "pod", pod, "-n", NAMESPACE, "--grace-period=0", "--force")
     wait_until(lambda: fleet.acks() == acks + 2, timeout=180, message="the killed worker's task done by another pod")
-    assert redeliveries(fleet) == redelivered + 1
+    assert fleet.counter("redeliver") == redelivered + 1
 
 
 def test_the_broker_keeps_confirmed_messages_across_its_pod_being_deleted(fleet):
@@ -158,7 +153,7 @@ def test_the_broker_keeps_confirmed_messages_across_its_pod_being_deleted(fleet)
     wait_until(lambda: not worker_pods(fleet) and fleet.queue("tasks")["consumers"] == 0, timeout=180,
                message="no consumers")
     claim = fleet.get("pvc")["items"][0]["spec"]["volumeName"]
-    publish(fleet, ".", count=50)
+    fleet.publish(".", count=50)
 
     fleet.cluster.kubectl("delete", "pod", "wf-workfleet-rabbitmq-0", "-n", NAMESPACE)
     fleet.cluster.kubectl("rollout", "status", "statefulset/wf-workfleet-rabbitmq", "-n", NAMESPACE, "--timeout=300s")
@@ -214,7 +209,7 @@ def test_prometheus_scrapes_the_fleet_and_every_dashboard_query_and_alert_reads_
         follow_pods(fleet, prometheus)
         wait_until(lambda: all(prometheus.targets_up(job) >= 1 for job in SCRAPED), timeout=120,
                    message="the operator, worker and broker pods scraped")
-        publish(fleet, "...", count=100)  # a scale-up for the decisions panel, watched from its start
+        fleet.publish("...", count=100)  # a scale-up for the decisions panel, watched from its start
         assert_dashboard_and_alerts_read_series(prometheus, rules, NAMESPACE, lambda: follow_pods(fleet, prometheus))
     finally:
         prometheus.close()

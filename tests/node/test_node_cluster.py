@@ -4,7 +4,6 @@ pods at the "kubernetes" Service, and local volumes that outlive their pod."""
 
 import json
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,8 @@ def busybox(name: str, script: str, **spec) -> dict:
 
 @pytest.fixture
 def node_namespace(node_cluster):
-    name = f"n-{uuid.uuid4().hex[:8]}"
-    node_cluster.kubectl("create", "namespace", name)
-    yield name
-    node_cluster.kubectl("delete", "namespace", name, "--wait=false")
+    with node_cluster.temporary_namespace("n") as name:
+        yield name
 
 
 def apply(cluster, namespace: str, *objects: dict) -> None:

@@ -19,10 +19,10 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from tests.support import host_state, node_config
+from tests.support.broker import wait_until
 from tests.support.certificates import write_client_certificate, write_serving_certificate
 from tests.support.controlplane import ADMIN_CONTEXT, BIN, ControlPlane, ControlPlaneError, serve_until_stopped
 from tests.support.oci_images import import_image, single_binary_image
@@ -115,7 +115,7 @@ class NodeCluster(ControlPlane):
         config = self.containerd_dir / "config.toml"
         config.write_text(node_config.containerd_config(self.containerd_dir))
         self._spawn("containerd", ["--config", str(config)], binary=shutil.which("containerd"))
-        _wait_for(lambda: _accepts(self.containerd_socket), 60, "containerd's socket")
+        wait_until(lambda: _accepts(self.containerd_socket), timeout=60, message="containerd's socket")
         pause = single_binary_image(node_config.PAUSE_IMAGE, BIN / "pause", ["/pause"])
         busybox = single_binary_image(BUSYBOX_IMAGE, Path(shutil.which("busybox")), ["/bin/busybox"])
         for archive in (pause, busybox):
@@ -167,7 +167,7 @@ class NodeCluster(ControlPlane):
             conditions = json.loads(node.stdout)["status"].get("conditions", [])
             return any(item["type"] == "Ready" and item["status"] == "True" for item in conditions)
 
-        _wait_for(ready, 120, f"node Ready (logs in {self.dir} and {FOLDER})")
+        wait_until(ready, timeout=120, interval=0.2, message=f"node Ready (logs in {self.dir} and {FOLDER})")
 
     def _check_processes(self) -> None:
         for name, process in self._processes:
@@ -181,9 +181,8 @@ class NodeCluster(ControlPlane):
     # -- stopping ------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Containers first (their shims outlive containerd), then every process, then the host."""
-        if _accepts(self.containerd_socket):
-            _kill_all_tasks(self.containerd_socket)
+        """Every process, then the host. Containers' shims outlive containerd; restore() kills
+        them and whatever still runs in the pods' cgroups."""
         super().stop()
         problems = host_state.restore(FOLDER, self.containerd_socket, node_config.BRIDGE, BIN / "kube-proxy")
         if problems:
@@ -207,24 +206,6 @@ def clean_up_after_dead_run() -> None:
         shutil.rmtree(FOLDER)
 
 
-def _ctr(socket_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ctr", "--address", str(socket_path), "-n", "k8s.io", *args],
-                          capture_output=True, text=True, timeout=60)
-
-
-def _kill_all_tasks(socket_path: Path) -> None:
-    tasks = [line.split()[0] for line in _ctr(socket_path, "tasks", "ls", "-q").stdout.splitlines() if line.strip()]
-    for task in tasks:
-        _ctr(socket_path, "tasks", "kill", "--signal", "SIGKILL", task)
-    _wait_for(lambda: not _ctr(socket_path, "tasks", "ls", "-q").stdout.strip() or _all_stopped(socket_path), 30,
-              "containers killed", fail=False)
-
-
-def _all_stopped(socket_path: Path) -> bool:
-    lines = _ctr(socket_path, "tasks", "ls").stdout.splitlines()[1:]
-    return all(line.split()[-1] == "STOPPED" for line in lines if line.strip())
-
-
 def _accepts(path: Path) -> bool:
     if not path.exists():
         return False
@@ -234,16 +215,6 @@ def _accepts(path: Path) -> bool:
             return True
         except OSError:
             return False
-
-
-def _wait_for(predicate, timeout: float, what: str, fail: bool = True) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    if fail:
-        raise ControlPlaneError(f"timed out waiting for {what}")
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ By hand (`make controlplane`): starts one, prints the kubeconfig and waits for
 Ctrl-C or SIGTERM, then stops every process it started.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from tests.support.certificates import write_control_plane_pki
@@ -166,6 +168,18 @@ class ControlPlane:
         if check and result.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
+
+    @contextlib.contextmanager
+    def temporary_namespace(self, prefix: str, *labels: str):
+        """A fresh namespace (with `labels`, as "key=value"), deleted afterwards without waiting."""
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.kubectl("create", "namespace", name)
+        if labels:
+            self.kubectl("label", "namespace", name, *labels)
+        try:
+            yield name
+        finally:
+            self.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
     def stop(self) -> None:
         """Stop every process this control plane started, newest first, by PID."""
