@@ -11,8 +11,12 @@ tools:
 demo: setup
 	.venv/bin/workfleet demo
 
+# The whole suite on RabbitMQ 4, then the fault matrix and the tutorial's interop on the host's
+# RabbitMQ (3.10 on Debian 12), which users of older brokers still run.
+COMPAT_TESTS = tests/integration/test_faults.py tests/integration/test_work_queue.py tests/integration/test_broker_version.py
 test: setup tools
 	.venv/bin/pytest
+	.venv/bin/pytest --rabbitmq=host $(COMPAT_TESTS)
 
 # A control plane for development: prints its kubeconfig; Ctrl-C stops it.
 controlplane: setup tools

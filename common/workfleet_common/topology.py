@@ -13,6 +13,7 @@ and declaring with different ones is refused by the broker (406), which is the
 signal that two components disagree about the topology.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,18 @@ QueueType = Literal["quorum", "classic"]
 # max-attempts a retry policy needs, because every requeue counts: a SIGKILL after
 # the grace period, a lost connection, a consumer timeout.
 DELIVERY_LIMIT = 20
+
+# The broker closes the channel of a consumer that holds a delivery longer than its consumer
+# timeout, and redelivers the message. Since RabbitMQ 3.12 a policy sets it for one queue, so
+# long tasks need no node-wide consumer_timeout that every other client would share (3.10 and
+# 3.11 know only the node-wide one, and refuse the policy). The margin covers settling.
+CONSUMER_TIMEOUT_MARGIN_S = 60
+
+
+def quote_meta(name: str) -> str:
+    """The name as a regular expression matching only itself, escaped exactly as Go's
+    regexp.QuoteMeta (Helm's regexQuoteMeta) does, so the chart and this module agree."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", name)
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,17 @@ class Topology:
         if self.queue_type == "classic":
             return {}
         return {"x-queue-type": self.queue_type}
+
+    def work_queue_policy(self, longest_task_seconds: int) -> dict[str, Any]:
+        """The policy the topology's owner applies to the work queue, in the shape of the
+        broker's definitions file (the Helm chart renders the same one)."""
+        return {
+            "name": f"workfleet-{self.queue}",
+            "pattern": f"^{quote_meta(self.queue)}$",
+            "apply-to": "queues",
+            "priority": 0,
+            "definition": {"consumer-timeout": (longest_task_seconds + CONSUMER_TIMEOUT_MARGIN_S) * 1000},
+        }
 
     def declare(self, channel) -> None:
         """Declare exchange, queues and binding on a pika BlockingChannel."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from tests.chart.test_render import CHART, MONITORING_API, render
+from tests.support.controlplane import BIN
 
 ALERT_TESTS = Path(__file__).parent / "alerts" / "workfleet_test.yaml"
 
@@ -20,7 +21,7 @@ def rendered_rules(*args: str) -> dict:
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(BIN / "promtool"), *args], capture_output=True, text=True, timeout=120)
 
 
 def alert_names(rules: dict) -> set[str]:

@@ -54,6 +54,14 @@ def test_chart_topology_is_the_one_every_component_declares(queue_type):
         topology.dead_letter_exchange, topology.dead_letter_queue, topology.dead_letter_routing_key)
 
 
+def test_chart_gives_the_work_queue_its_consumer_timeout_policy():
+    """The policy is Topology.work_queue_policy's, from rabbitmq.longestTaskSeconds, with the
+    queue name escaped the same way in Go and Python."""
+    definitions = json.loads(chart_definitions("jobs.v2", "--set", "rabbitmq.longestTaskSeconds=600"))
+    assert definitions["policies"] == [{"vhost": "/", **Topology("jobs.v2").work_queue_policy(600)}]
+    assert definitions["policies"][0]["definition"] == {"consumer-timeout": 660_000}
+
+
 def test_each_user_can_do_its_job_and_no_more(own_broker, queue_name, workers):
     # Loaded as the broker loads them at boot (load_definitions), here through the management API.
     management(own_broker, "/api/definitions", "guest", "guest", chart_definitions(queue_name).encode())
@@ -81,3 +89,7 @@ def test_each_user_can_do_its_job_and_no_more(own_broker, queue_name, workers):
         with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="ACCESS_REFUSED"):
             channel.basic_publish("", queue_name, b".")
     assert queue_depth(own_broker.amqp_url, queue_name)[0] == 0
+    # The broker accepted the policy and applies it to the work queue only.
+    queues = {queue["name"]: queue for queue in management(own_broker, "/api/queues/%2F", "guest", "guest")}
+    assert queues[queue_name]["effective_policy_definition"] == {"consumer-timeout": 1_860_000}
+    assert not queues[f"{queue_name}.dlq"].get("effective_policy_definition")

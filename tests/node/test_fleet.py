@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.test_render import CHART
+from tests.chart.test_render import CHART, MONITORING_API, render
 from tests.cluster.test_monitoring_queries import assert_dashboard_and_alerts_read_series, chart_rules
 from tests.support.broker import wait_until
 from tests.support.controlplane import BIN
 from tests.support.oci_images import chart_images
+from tests.support.monitor_discovery import scrape_configs
 from tests.support.prometheus import PrometheusServer
 
 VALUES = Path(__file__).parent / "local-images-values.yaml"
@@ -27,30 +28,40 @@ POOL = "wf-workfleet-worker"
 
 
 class Fleet:
-    def __init__(self, cluster):
+    """One release of the chart on the cluster, and what the tests ask of it."""
+
+    def __init__(self, cluster, namespace: str = NAMESPACE, release: str = RELEASE):
         self.cluster = cluster
+        self.namespace = namespace
+        self.release = release
+
+    def name(self, component: str) -> str:
+        return f"{self.release}-workfleet-{component}"
 
     def helm(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "helm"), f"--kubeconfig={self.cluster.kubeconfig}", "-n", NAMESPACE, *args],
+        return subprocess.run([str(BIN / "helm"), f"--kubeconfig={self.cluster.kubeconfig}", "-n", self.namespace, *args],
                               capture_output=True, text=True, timeout=timeout)
 
     def get(self, *what: str) -> dict:
-        return json.loads(self.cluster.kubectl("get", *what, "-n", NAMESPACE, "-o", "json").stdout)
+        return json.loads(self.cluster.kubectl("get", *what, "-n", self.namespace, "-o", "json").stdout)
 
     def secret(self, key: str) -> str:
-        return base64.b64decode(self.get("secret", "wf-workfleet-credentials")["data"][key]).decode()
+        return base64.b64decode(self.get("secret", self.name("credentials"))["data"][key]).decode()
 
     @property
     def broker_address(self) -> str:
-        return self.get("service", "wf-workfleet-rabbitmq")["spec"]["clusterIP"]
+        return self.get("service", self.name("rabbitmq"))["spec"]["clusterIP"]
 
-    def queue(self, name: str) -> dict:
-        """The queue's stats from the management API, as the admin, at the Service address."""
-        request = urllib.request.Request(f"http://{self.broker_address}:15672/api/queues/%2F/{name}")
+    def management(self, path: str) -> dict | list:
+        """GET from the management API, as the admin, at the broker's Service address."""
+        request = urllib.request.Request(f"http://{self.broker_address}:15672{path}")
         token = base64.b64encode(f"admin:{self.secret('admin-password')}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
+
+    def queue(self, name: str) -> dict:
+        return self.management(f"/api/queues/%2F/{name}")
 
     def counter(self, name: str) -> int:
         """One of the queue's message counters (ack, redeliver, ...); the broker shows none before the first message."""
@@ -69,10 +80,10 @@ class Fleet:
         assert f"{count * len(bodies)} confirmed" in produced.stdout
 
     def replicas(self) -> int:
-        return self.get("deployment", POOL)["spec"].get("replicas", 0)
+        return self.get("deployment", self.name("worker"))["spec"].get("replicas", 0)
 
     def pool_condition(self, kind: str) -> dict:
-        conditions = self.get("workerpool", POOL).get("status", {}).get("conditions", [])
+        conditions = self.get("workerpool", self.name("worker")).get("status", {}).get("conditions", [])
         return next((item for item in conditions if item["type"] == kind), {})
 
 
@@ -125,22 +136,24 @@ def worker_pods(fleet) -> list[dict]:
             if not pod["metadata"].get("deletionTimestamp")]
 
 
-def holding_one_task(fleet) -> str:
-    """Publish one 4-second task and return the worker pod that holds it."""
+def holding_one_task(fleet, seconds: int) -> str:
+    """Publish one task of `seconds` (at 0.2 s a dot) and return the worker pod that holds it."""
     wait_until(lambda: fleet.replicas() == 1 and len(worker_pods(fleet)) == 1, timeout=180, message="one worker")
-    fleet.publish("." * 20)
+    fleet.publish("." * (seconds * 5))
     wait_until(lambda: fleet.queue("tasks")["messages_unacknowledged"] == 1, timeout=60, message="the task in hand")
     return worker_pods(fleet)[0]["metadata"]["name"]
 
 
 def test_a_deleted_worker_finishes_its_task_and_a_killed_one_is_redelivered(fleet):
     acks, redelivered = fleet.acks(), fleet.counter("redeliver")
-    pod = holding_one_task(fleet)
+    pod = holding_one_task(fleet, seconds=4)
     fleet.cluster.kubectl("delete", "pod", pod, "-n", NAMESPACE, "--wait=false")  # SIGTERM, grace period
     wait_until(lambda: fleet.acks() == acks + 1, timeout=120, message="the stopping worker acked its task")
     assert fleet.counter("redeliver") == redelivered, "finished by the pod that was stopping, not handed on"
 
-    pod = holding_one_task(fleet)
+    # Even a forced delete gives the container a SIGTERM and the kubelet's minimum of 2 s before the
+    # SIGKILL: the task must outlast that, or the worker finishes it (seen: a 4 s task, acked).
+    pod = holding_one_task(fleet, seconds=12)
     fleet.cluster.kubectl("delete", "pod", pod, "-n", NAMESPACE, "--grace-period=0", "--force")
     wait_until(lambda: fleet.acks() == acks + 2, timeout=180, message="the killed worker's task done by another pod")
     assert fleet.counter("redeliver") == redelivered + 1
@@ -172,44 +185,75 @@ def _messages_or_none(fleet) -> int | None:
         return None
 
 
-SCRAPED = {  # job (named as the chart's PodMonitor and ServiceMonitors name them) -> component, port name
-    "wf-workfleet-operator": ("operator", "metrics"),
-    "wf-workfleet-worker": ("worker", "metrics"),
-    "wf-workfleet-rabbitmq": ("rabbitmq", "prometheus"),
-}
+def chart_monitors() -> list[dict]:
+    """The PodMonitor and ServiceMonitors the chart makes for this release, scraping every second."""
+    docs = render("helm", "--namespace", NAMESPACE, "-f", str(VALUES), "--set", "monitoring.enabled=true",
+                  "--set", "monitoring.interval=1s", MONITORING_API)
+    return [doc for doc in docs if doc["kind"] in ("PodMonitor", "ServiceMonitor")]
 
 
-def follow_pods(fleet, prometheus) -> None:
-    """What prometheus-operator's pod discovery does for the chart's monitors: each running pod
-    of a component, at its pod IP and named port, labelled with its namespace and pod. (Debian's
-    Prometheus is built without kubernetes_sd, so the test reads the pods from the API itself.)"""
-    pods = fleet.get("pods")["items"]
-    for job, (component, port_name) in SCRAPED.items():
-        targets = {}
-        for pod in pods:
-            if (pod["metadata"]["labels"].get("app.kubernetes.io/component") != component
-                    or pod["status"].get("phase") != "Running" or not pod["status"].get("podIP")):
-                continue
-            ports = [port["containerPort"] for container in pod["spec"]["containers"]
-                     for port in container.get("ports", []) if port.get("name") == port_name]
-            for number in ports:
-                targets[f"{pod['status']['podIP']}:{number}"] = {"namespace": NAMESPACE, "pod": pod["metadata"]["name"]}
-        prometheus.set_targets(job, targets)
-
-
-def test_prometheus_scrapes_the_fleet_and_every_dashboard_query_and_alert_reads_it(fleet, tmp_path):
+def test_prometheus_discovers_the_fleet_and_every_dashboard_query_and_alert_reads_it(fleet, tmp_path):
+    """Prometheus finds the pods itself, through Kubernetes service discovery with the chart's
+    monitors' selectors, as prometheus-operator would configure it."""
     rules_file = tmp_path / "rules.yaml"
     rules = chart_rules(NAMESPACE, "-f", str(VALUES))
     rules_file.write_text(yaml.safe_dump(rules))
     (tmp_path / "prometheus").mkdir()
-    # The operator's namespace label is the pool's; its ServiceMonitor honours it.
-    jobs = {job: {"honor_labels": True} if component == "operator" else {} for job, (component, _) in SCRAPED.items()}
-    prometheus = PrometheusServer(tmp_path / "prometheus", jobs, rule_files=(rules_file,)).start()
+    pki = fleet.cluster.pki
+    discovery = scrape_configs(chart_monitors(), fleet.cluster.server, {
+        "ca_file": str(pki["ca_cert"]), "cert_file": str(pki["admin_cert"]), "key_file": str(pki["admin_key"])})
+    prometheus = PrometheusServer(tmp_path / "prometheus", {}, rule_files=(rules_file,), scrape_configs=discovery).start()
+    jobs = {f"{NAMESPACE}/{POOL}", "wf-workfleet-operator", "wf-workfleet-rabbitmq"}
     try:
-        follow_pods(fleet, prometheus)
-        wait_until(lambda: all(prometheus.targets_up(job) >= 1 for job in SCRAPED), timeout=120,
-                   message="the operator, worker and broker pods scraped")
+        wait_until(lambda: all(prometheus.targets_up(job) >= 1 for job in jobs), timeout=120,
+                   message=f"the operator, worker and broker pods discovered and scraped as jobs {sorted(jobs)}")
         fleet.publish("...", count=100)  # a scale-up for the decisions panel, watched from its start
-        assert_dashboard_and_alerts_read_series(prometheus, rules, NAMESPACE, lambda: follow_pods(fleet, prometheus))
+        assert_dashboard_and_alerts_read_series(prometheus, rules, NAMESPACE)
     finally:
         prometheus.close()
+
+
+def _queue_or_none(fleet, name: str) -> dict | None:
+    try:
+        return fleet.queue(name)
+    except OSError:  # the Service still pointing at the lost pod, or nothing ready behind it
+        return None
+
+
+def test_three_broker_nodes_form_a_cluster_and_a_quorum_queue_survives_losing_one(node_cluster):
+    """rabbitmq.replicas=3 (no workers, no operator): the nodes find each other through the
+    Kubernetes API and form one cluster; the work queue, declared at the first node's boot, grows
+    to all three; the pod that leads it is force-deleted; the other two elect a new leader, keep
+    every confirmed message and confirm new ones; the pod comes back on its volume and rejoins."""
+    trio = Fleet(node_cluster, namespace="trio", release="wf3")
+    installed = trio.helm("install", trio.release, str(CHART), "--create-namespace", "-f", str(VALUES),
+                          "--set", "rabbitmq.replicas=3", "--set", "autoscaling.enabled=false",
+                          "--set", "worker.replicas=0", "--wait", "--timeout=8m")
+    try:
+        assert installed.returncode == 0, installed.stderr + node_cluster.kubectl(
+            "get", "pods", "-n", trio.namespace, "-o", "wide").stdout
+        nodes = trio.management("/api/nodes")
+        assert len(nodes) == 3 and all(node["running"] for node in nodes), [node["name"] for node in nodes]
+        wait_until(lambda: len(trio.queue("tasks").get("members", [])) == 3, timeout=180,
+                   message="the work queue's members on all three nodes")
+
+        trio.publish(".", count=100)
+        wait_until(lambda: trio.queue("tasks")["messages"] == 100, timeout=60, message="100 messages counted")
+        leader = trio.queue("tasks")["leader"]  # rabbit@<pod>.<nodes service>.<namespace>.svc
+        leader_pod = leader.split("@", 1)[1].split(".", 1)[0]
+        node_cluster.kubectl("delete", "pod", leader_pod, "-n", trio.namespace, "--grace-period=0", "--force")
+
+        wait_until(lambda: (_queue_or_none(trio, "tasks") or {}).get("leader") not in (None, leader), timeout=120,
+                   message="a new leader elected by the two nodes left")
+        trio.publish(".", count=10)
+        wait_until(lambda: (_queue_or_none(trio, "tasks") or {}).get("messages") == 110, timeout=60,
+                   message="the 100 confirmed before the loss and the 10 after, all there")
+
+        node_cluster.kubectl("rollout", "status", f"statefulset/{trio.name('rabbitmq')}", "-n", trio.namespace,
+                             "--timeout=300s")
+        wait_until(lambda: len((_queue_or_none(trio, "tasks") or {}).get("online", [])) == 3, timeout=180,
+                   message="the lost node back online as a member of the queue")
+        assert trio.queue("tasks")["messages"] == 110
+    finally:
+        trio.helm("uninstall", trio.release, "--wait", "--timeout=3m")
+        node_cluster.kubectl("delete", "namespace", trio.namespace, "--wait=false")

@@ -3,6 +3,7 @@ archives under .cache/images, cached by a hash of their inputs, and imported int
 cluster's containerd with ctr."""
 
 import hashlib
+import re
 import subprocess
 from pathlib import Path
 
@@ -52,17 +53,21 @@ def import_image(containerd_address: Path, archive: Path) -> None:
         raise RuntimeError(f"ctr import {archive.name} failed: {result.stderr.strip()}")
 
 
-def debian_image(reference: str, packages: list[str], config: tuple[str, ...] = (),
-                 sources: Path = Path("/etc/apt/sources.list.d/debian.sources")) -> Path:
-    """A Debian bookworm image made with mmdebstrap from the machine's apt sources;
-    `config` is passed to `buildah config` (entrypoint, environment)."""
-    archive = ARCHIVES / f"{_file_name(reference)}-{digest_of(reference, *packages, *config, sources)}.tar"
+APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+
+
+def debian_image(reference: str, packages: list[str], config: tuple[str, ...] = (), suite: str = "bookworm") -> Path:
+    """A Debian image made with mmdebstrap: bookworm from the machine's apt sources, or
+    another suite from the same mirror; `config` is passed to `buildah config` (entrypoint,
+    environment)."""
+    archive = ARCHIVES / f"{_file_name(reference)}-{digest_of(reference, suite, *packages, *config, APT_SOURCES)}.tar"
     if archive.exists():
         return archive
     ARCHIVES.mkdir(parents=True, exist_ok=True)
     rootfs = archive.with_suffix(".rootfs.tar")
+    source = str(APT_SOURCES) if suite == "bookworm" else f"deb {debian_mirror()} {suite} main"
     result = subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(packages)}",
-                             "bookworm", str(rootfs), str(sources)], capture_output=True, text=True, timeout=1800)
+                             suite, str(rootfs), source], capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         raise RuntimeError(f"mmdebstrap failed: {result.stderr.strip()}")
     container = buildah("from", "scratch")
@@ -75,6 +80,12 @@ def debian_image(reference: str, packages: list[str], config: tuple[str, ...] = 
         buildah("rm", container)
         rootfs.unlink()
     return _push(reference, archive)
+
+
+def debian_mirror() -> str:
+    """The Debian mirror apt uses here (scripts/debian-rootfs.sh reads it the same way)."""
+    uris = re.search(r"^URIs: *(\S*debian)/? *$", APT_SOURCES.read_text(), re.MULTILINE)
+    return uris.group(1) if uris else "http://deb.debian.org/debian"
 
 
 def dockerfile_image(reference: str, target: str, base: str, context: Path, inputs: list[Path]) -> Path:
@@ -119,15 +130,15 @@ def _push(reference: str, archive: Path) -> Path:
 
 
 PYTHON_BASE = "workfleet.local/python:3.11-bookworm"
-RABBITMQ_IMAGE = "workfleet.local/rabbitmq:3.10-debian"
+RABBITMQ_IMAGE = "workfleet.local/rabbitmq:4.0-debian"
 # What the project's Dockerfile copies: a change to any of it rebuilds the images.
 DOCKERFILE_INPUTS = ("Dockerfile", "pyproject.toml", "README.md", "common", "worker", "producer", "operator")
 
 
 def chart_images(version: str) -> list[Path]:
     """The chart's images for a cluster without a registry: worker and operator from the
-    project's Dockerfile on a Debian base with python3, and a RabbitMQ from Debian's
-    rabbitmq-server package that reads the configuration the chart mounts, as the official
+    project's Dockerfile on a Debian base with python3, and a RabbitMQ 4 from Debian 13's
+    rabbitmq-server package (the major version the chart deploys by default) that reads the configuration the chart mounts, as the official
     image does (the chart points at each file with RABBITMQ_*_FILE variables)."""
     debian_image(PYTHON_BASE, ["python3", "python3-venv", "python-is-python3", "ca-certificates"])
     inputs = [ROOT / name for name in DOCKERFILE_INPUTS]
@@ -137,7 +148,8 @@ def chart_images(version: str) -> list[Path]:
         # Debian's scripts in /usr/lib/rabbitmq/bin run as any user; the ones in /usr/sbin insist
         # on root or "rabbitmq", and the chart runs the broker as 999.
         debian_image(RABBITMQ_IMAGE, ["rabbitmq-server"],
-                     ("--env", "PATH=/usr/lib/rabbitmq/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--cmd", '["rabbitmq-server"]')),
+                     ("--env", "PATH=/usr/lib/rabbitmq/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--cmd", '["rabbitmq-server"]'),
+                     suite="trixie"),
     ]
 
 

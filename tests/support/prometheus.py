@@ -1,7 +1,8 @@
-"""A private Prometheus server (Debian's package) scraping loopback targets every second.
+"""A private Prometheus server (Debian 13's package, from `make tools`) scraping every second.
 
-Targets come from file_sd files the test rewrites as workers come and go; Prometheus
-re-reads them on change. Rule files given at start are evaluated every second, so a
+Targets come from file_sd files the test rewrites as workers come and go (Prometheus
+re-reads them on change), or from scrape configs of the test's own, such as Kubernetes
+service discovery. Rule files given at start are evaluated every second, so a
 rule that cannot be evaluated shows up in /api/v1/rules with its error.
 """
 
@@ -14,16 +15,19 @@ from pathlib import Path
 import yaml
 
 from tests.support.broker import wait_until
+from tests.support.controlplane import BIN
 from workfleet_operator.local.rabbitmq import free_port
 
 
 class PrometheusServer:
-    def __init__(self, workdir: Path, jobs: dict[str, dict], rule_files: tuple[Path, ...] = ()):
+    def __init__(self, workdir: Path, jobs: dict[str, dict], rule_files: tuple[Path, ...] = (),
+                 scrape_configs: tuple[dict, ...] = ()):
         """jobs: job name -> extra scrape settings (for example honor_labels); each job's
-        targets are set with set_targets()."""
+        targets are set with set_targets(). scrape_configs are added as they are."""
         self.workdir = workdir
         self.port = free_port()
         self._jobs = jobs
+        self._scrape_configs = list(scrape_configs)
         self._rule_files = rule_files
         self.process: subprocess.Popen | None = None
 
@@ -49,7 +53,7 @@ class PrometheusServer:
             "scrape_configs": [
                 {"job_name": job, **settings, "file_sd_configs": [{"files": [str(self._targets_file(job))]}]}
                 for job, settings in self._jobs.items()
-            ],
+            ] + self._scrape_configs,
         }
         for job in self._jobs:
             if not self._targets_file(job).exists():
@@ -59,7 +63,7 @@ class PrometheusServer:
         self.log_path = self.workdir / "prometheus.log"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                ["prometheus", f"--config.file={config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                [str(BIN / "prometheus"), f"--config.file={config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
                  f"--web.listen-address=127.0.0.1:{self.port}"],
                 stdout=log, stderr=subprocess.STDOUT,
             )

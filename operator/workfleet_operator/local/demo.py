@@ -17,6 +17,7 @@ import pika
 
 from workfleet_common.logs import read_delivery_outcomes
 from workfleet_operator.local.rabbitmq import RabbitNode, free_port
+from workfleet_operator.local.rabbitmq_install import describe
 
 QUEUE = "tasks"
 POLL_S = 0.5
@@ -34,7 +35,7 @@ def run_demo(workers: int = 2, tasks: int = 12, dot_seconds: float = 0.25, out=s
     bodies = tutorial_burst(tasks)
     work_units = sum(body.count(".") for body in bodies)
     with tempfile.TemporaryDirectory(prefix="workfleet-demo-") as scratch, RabbitNode() as broker:
-        say(f"broker   private RabbitMQ node on {broker.amqp_url} (management {broker.management_url})")
+        say(f"broker   private node of {describe(broker.install)} on {broker.amqp_url} (management {broker.management_url})")
         env = dict(os.environ, WORKFLEET_AMQP_URL=broker.amqp_url, WORKFLEET_DOT_SECONDS=str(dot_seconds))
         logs = [Path(scratch) / f"worker-{number}.log" for number in range(1, workers + 1)]
         fleet = [

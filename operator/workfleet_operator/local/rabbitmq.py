@@ -3,14 +3,14 @@
 Used by the test fixtures and the local fleet. Several nodes can run side by side
 and next to a system broker, because nothing is shared: each node gets free
 ports, a folder owned by the `rabbitmq` user (the server refuses to run as root)
-and an epmd of its own, which is stopped with the node.
+and an epmd of its own, which is stopped with the node. Which RabbitMQ runs (RabbitMQ 4 from
+the project's Debian 13 tree by default, or this machine's package) is rabbitmq_install's choice.
 """
 
 import base64
 import json
 import logging
 import os
-import pwd
 import random
 import shutil
 import signal
@@ -23,12 +23,17 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from workfleet_operator.local.rabbitmq_install import (
+    SERVICE_USER,
+    RabbitMQInstall,
+    RabbitMQInstallError,
+    rabbitmq_install,
+)
+
 LOGGER = logging.getLogger(__name__)
 
-RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
-EPMD = "epmd"
+EPMD = "epmd"  # the host's; its protocol has not changed, so it serves a RabbitMQ 4 node too
 PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
-SERVICE_USER = "rabbitmq"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 60.0
 
@@ -75,15 +80,17 @@ def free_port() -> int:
 
 
 class RabbitNode:
-    def __init__(self, rabbitmq_conf: str = "", rabbit_env: str = "", base_dir: Path | None = None, fast_stats: bool = True):
+    def __init__(self, rabbitmq_conf: str = "", rabbit_env: str = "", base_dir: Path | None = None, fast_stats: bool = True,
+                 install: RabbitMQInstall | None = None):
         """`rabbitmq_conf` lines are added to rabbitmq.conf, and `rabbit_env` entries
         (such as "{channel_tick_interval, 1000}") to the rabbit application's
         advanced config: one list, since a second `{rabbit, [...]}` would replace the first.
-        `fast_stats=False` keeps RabbitMQ's default statistics intervals (for comparing)."""
-        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
-            raise BrokerError(
-                "RabbitMQ is not installed: run `make setup` (it installs Debian's rabbitmq-server)"
-            )
+        `fast_stats=False` keeps RabbitMQ's default statistics intervals (for comparing).
+        `install` defaults to rabbitmq_install()'s choice."""
+        try:
+            self.install = install or rabbitmq_install()
+        except RabbitMQInstallError as error:
+            raise BrokerError(str(error)) from None
         self.name = f"workfleet-{uuid.uuid4().hex[:8]}@localhost"
         self.amqp_port = free_port()
         self.management_port = free_port()
@@ -141,9 +148,9 @@ class RabbitNode:
         (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
         (self.dir / "rabbitmq-env.conf").write_text("")
         if os.geteuid() == 0:
-            user = pwd.getpwnam(SERVICE_USER)
+            uid, gid = self.install.service_ids()
             for path in [self.dir, *self.dir.rglob("*")]:
-                os.chown(path, user.pw_uid, user.pw_gid)
+                os.chown(path, uid, gid)
 
     def _env(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("RABBITMQ_", "ERL_"))}
@@ -166,6 +173,11 @@ class RabbitNode:
     def _as_service_user(self) -> dict:
         return {"user": SERVICE_USER, "group": SERVICE_USER} if os.geteuid() == 0 else {}
 
+    def _program(self, program: str, *args: str) -> dict:
+        """Popen arguments that run one of RabbitMQ's programs for this node."""
+        as_user = self._as_service_user() if self.install.runs_as_service_user_itself() else {}
+        return {"args": self.install.command(program, self.dir, *args), "env": self._env(), "cwd": self.dir, **as_user}
+
     def start(self) -> None:
         if self._server is not None and self._server.poll() is None:
             return
@@ -178,14 +190,11 @@ class RabbitNode:
             )
         with open(self.dir / "log" / "console.log", "ab") as console:
             self._server = subprocess.Popen(
-                [str(RABBITMQ_BIN / "rabbitmq-server")],
-                env=self._env(),
-                cwd=self.dir,
+                **self._program("rabbitmq-server"),
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **self._as_service_user(),
             )
         self.wait_until_ready()
 
@@ -255,15 +264,8 @@ class RabbitNode:
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         """Run rabbitmqctl against this node and return its output."""
-        result = subprocess.run(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.name, *args],
-            env=self._env(),
-            cwd=self.dir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            **self._as_service_user(),
-        )
+        result = subprocess.run(**self._program("rabbitmqctl", "-n", self.name, *args),
+                                capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise BrokerError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
