@@ -1,0 +1,123 @@
+"""`workfleet up`: the autoscaled fleet on one machine, run as users run it (a process of its own),
+judged by the workers' logs and the broker: nothing lost, workers scaled up and back down,
+replaced when killed, and no process left behind."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from tests.support.broker import declare, get_all, publish, wait_until
+from workfleet_common.logs import read_delivery_outcomes
+from workfleet_common.topology import Topology
+
+DECISION = re.compile(r"workers (\d+) -> (\d+)")
+
+
+def marked_env(**extra: str) -> tuple[dict[str, str], str]:
+    """The environment for one run, with a marker every process it starts inherits."""
+    marker = uuid.uuid4().hex
+    return dict(os.environ, WORKFLEET_TEST_RUN=marker, **extra), marker
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines of the live processes whose environment carries the marker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if f"WORKFLEET_TEST_RUN={marker}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # gone meanwhile, or a kernel thread
+            continue
+    return found
+
+
+def up(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "workfleet_operator.cli", "up", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def worker_pids(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and b"workfleet_worker" in (entry / "cmdline").read_bytes()
+                    and f"WORKFLEET_TEST_RUN={marker}".encode() in (entry / "environ").read_bytes().split(b"\0")):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def decisions(output: str) -> list[tuple[int, int]]:
+    return [(int(before), int(after)) for before, after in DECISION.findall(output)]
+
+
+def test_demo_scales_up_drains_scales_down_and_leaves_nothing_behind():
+    env, marker = marked_env()
+    run = up("--demo", "--min", "0", "--max", "4", "--tasks", "40", "--stabilization-seconds", "5", env=env)
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output
+    assert "tasks 40, confirmed 40, settled 40, lost 0" in output
+    steps = decisions(output)
+    assert steps[0][0] == 0 and max(after for _, after in steps) == 4, output
+    assert steps[-1][1] == 0, "back to --min 0"
+    assert "private node of RabbitMQ 4" in output
+    assert processes_with(marker) == [], "workers, broker and epmd all stopped"
+
+
+def test_a_killed_worker_is_replaced_and_its_task_redelivered(tmp_path):
+    """SIGKILL of a worker holding a 3 s task, mid-burst: another worker is started in its place,
+    the task comes back and is done, nothing is lost."""
+    env, marker = marked_env()
+    run = up("--demo", "--min", "0", "--max", "3", "--tasks", "30", "--dot-seconds", "0.75",
+             "--stabilization-seconds", "5", "--logs", str(tmp_path), env=env)
+    try:
+        wait_until(lambda: len(worker_pids(marker)) == 3, timeout=120, message="three workers")
+        time.sleep(2)  # each has a task in hand
+        os.kill(worker_pids(marker)[0], signal.SIGKILL)
+        output, _ = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert run.returncode == 0, output
+    assert "lost 0" in output
+    replaced = int(re.search(r"workers replaced after exiting unasked (\d+)", output).group(1))
+    redeliveries = int(re.search(r"redeliveries (\d+)", output).group(1))
+    assert replaced >= 1 and redeliveries >= 1, output
+    assert processes_with(marker) == []
+
+
+def test_ctrl_c_mid_burst_stops_within_the_grace_period_and_loses_nothing(broker, queue_name, tmp_path):
+    """SIGINT while workers hold tasks: they finish them and exit, `up` returns within the grace
+    period; every confirmed message was acked by a worker or is still in the queue."""
+    env, marker = marked_env(WORKFLEET_DOT_SECONDS="1")
+    declare(broker.amqp_url, Topology(queue_name))  # as a producer does before publishing
+    run = up("--amqp-url", broker.amqp_url, "--management-url", broker.management_url, "--queue", queue_name,
+             "--min", "0", "--max", "3", "--grace-seconds", "20", "--logs", str(tmp_path), env=env)
+    try:
+        ids, confirmed = publish(broker.amqp_url, queue_name, ["..."] * 30)
+        wait_until(lambda: len(worker_pids(marker)) == 3, timeout=120, message="three workers")
+        wait_until(lambda: acked_ids(tmp_path), timeout=60, message="some tasks done")
+        run.send_signal(signal.SIGINT)
+        stopped_at = time.monotonic()
+        output, _ = run.communicate(timeout=60)
+        assert time.monotonic() - stopped_at < 20, "stopped within the grace period"
+    finally:
+        run.kill()
+    assert run.returncode == 0, output
+    assert processes_with(marker) == []
+    left = {properties.message_id for properties, _ in get_all(broker.amqp_url, queue_name)}
+    done = acked_ids(tmp_path)
+    assert confirmed <= done | left, f"lost: {confirmed - done - left}"
+    assert left, "stopped mid-burst, with work left in the queue"
+
+
+def acked_ids(folder: Path) -> set[str]:
+    return {line["message_id"] for log in folder.glob("worker-*.log")
+            for line in read_delivery_outcomes(log) if line["outcome"] == "acked"}
