@@ -9,7 +9,7 @@ tools:
 	@scripts/tools.sh
 
 demo: setup
-	.venv/bin/workfleet demo
+	.venv/bin/workfleet up --demo
 
 # The whole suite on RabbitMQ 4, then the fault matrix and the tutorial's interop on the host's
 # RabbitMQ (3.10 on Debian 12), which users of older brokers still run.

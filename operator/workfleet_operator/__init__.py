@@ -1,5 +1,5 @@
 """workfleet operator: scales the worker fleet from queue backlog.
 
-For now this package holds the local fleet (`workfleet demo`, and later
-`workfleet up`): a private RabbitMQ node and worker processes on one machine.
+It also holds the `workfleet` command line, the dead-letter tool (dlq/) and the local fleet
+(local/, `workfleet up`): a private RabbitMQ node and autoscaled worker processes on one machine.
 """

@@ -93,6 +93,19 @@ def test_a_killed_worker_is_replaced_and_its_task_redelivered(tmp_path):
     assert processes_with(marker) == []
 
 
+def test_demo_with_chaos_loses_nothing():
+    """--chaos SIGKILLs a busy worker every few seconds: each costs a redelivery, never a task."""
+    env, marker = marked_env()
+    run = up("--demo", "--chaos", "--max", "3", "--tasks", "40", "--dot-seconds", "0.5", env=env)
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output
+    assert "lost 0" in output
+    killed = int(re.search(r"workers killed by --chaos (\d+)", output).group(1))
+    redeliveries = int(re.search(r"redeliveries (\d+)", output).group(1))
+    assert killed >= 1 and redeliveries >= 1, output  # a kill can land just after an ack: not one each
+    assert processes_with(marker) == []
+
+
 def test_ctrl_c_mid_burst_stops_within_the_grace_period_and_loses_nothing(broker, queue_name, tmp_path):
     """SIGINT while workers hold tasks: they finish them and exit, `up` returns within the grace
     period; every confirmed message was acked by a worker or is still in the queue."""

@@ -88,7 +88,7 @@ class LocalAutoscaler:
         holdings = await asyncio.to_thread(self.workers.holdings)
         busy = sum(1 for held in holdings.values() if held > 0)
         observation = dataclasses.replace(self._observe(now, stats), pods_holding_unacked=busy)
-        current = len(holdings)
+        current = self.workers.replicas  # as a Deployment's replicas: lost workers are replaced, not unwanted
         decision = decide(now, observation, current, self.policy, self._history)
         if decision.recommendation is not None:
             self._history = prune_history(now, self._history, self.policy) + (Recommendation(now, decision.recommendation),)

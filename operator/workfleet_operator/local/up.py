@@ -23,7 +23,6 @@ from workfleet_common.amqp import connection_parameters
 from workfleet_common.logs import read_delivery_outcomes
 from workfleet_common.topology import Topology
 from workfleet_operator.local.autoscaler import Broker, LocalAutoscaler, Step
-from workfleet_operator.local.demo import tutorial_burst
 from workfleet_operator.local.rabbitmq import RabbitNode
 from workfleet_operator.local.rabbitmq_install import describe
 from workfleet_operator.local.worker_processes import WorkerProcesses
@@ -32,6 +31,12 @@ from workfleet_operator.stats.management import Credentials
 from workfleet_producer import ConfirmedPublisher, OutgoingMessage, Outcome
 
 SETTLED = ("acked", "dead_lettered")
+CHAOS_EVERY_S = 5.0
+
+
+def tutorial_burst(count: int) -> list[str]:
+    """Alternating heavy and light tasks, as in the tutorial: '.' is one unit of work."""
+    return [f"task {index + 1}" + "." * (4 if index % 2 == 0 else 1) for index in range(count)]
 
 
 def add_command(commands) -> None:
@@ -43,7 +48,7 @@ def add_command(commands) -> None:
     up.add_argument("--queue", default="tasks", help="work queue (default tasks)")
     up.add_argument("--task", help="the workers' --task")
     # What a WorkerPool spec says, with the same defaults, except the poll: one machine can afford 1 s.
-    up.add_argument("--min", type=int, default=1, help="fewest workers (default 1; 0 scales to zero)")
+    up.add_argument("--min", type=int, help="fewest workers (default 1, or 0 with --demo; 0 scales to zero)")
     up.add_argument("--max", type=int, default=4, help="most workers (default 4)")
     up.add_argument("--mode", choices=[mode.value for mode in Mode], default=Mode.BACKLOG.value,
                     help="backlog (--messages-per-replica) or drainTime (--target-drain-seconds)")
@@ -51,17 +56,24 @@ def add_command(commands) -> None:
     up.add_argument("--target-drain-seconds", type=float, default=60, help="drainTime's target (default 60)")
     up.add_argument("--activation-backlog", type=int, default=0, help="with --min 0, start a worker only above this")
     up.add_argument("--poll-seconds", type=float, default=1, help="seconds between decisions (default 1)")
-    up.add_argument("--stabilization-seconds", type=float, default=60,
-                    help="scale down only to the highest recommendation of this window (default 60)")
+    up.add_argument("--stabilization-seconds", type=float,
+                    help="scale down only to the highest recommendation of this window (default 60, or 10 with --demo)")
     up.add_argument("--logs", type=Path, help="keep the workers' logs in this folder (default: a temporary one)")
     up.add_argument("--grace-seconds", type=float, default=30, help="how long stopping workers may finish (default 30)")
     up.add_argument("--demo", action="store_true", help="publish a burst of tutorial tasks, drain it, summarize, exit")
+    up.add_argument("--chaos", action="store_true",
+                    help=f"SIGKILL a busy worker every {CHAOS_EVERY_S:g}s, to see what it costs (nothing lost)")
     up.add_argument("--tasks", type=int, default=60, help="tasks in the demo's burst (default 60)")
     up.add_argument("--dot-seconds", type=float, default=0.25, help="the demo's seconds of work per '.' (default 0.25)")
     up.add_argument("worker_args", nargs=argparse.REMAINDER, help="after --: options for every workfleet-worker")
 
 
 def check(args, parser) -> None:
+    """Fills in the defaults that depend on --demo, and refuses bad values, naming every one."""
+    if args.min is None:
+        args.min = 0 if args.demo else 1
+    if args.stabilization_seconds is None:
+        args.stabilization_seconds = 10 if args.demo else 60
     problems = []
     if args.min < 0 or args.max < 1 or args.min > args.max:
         problems.append("--min must be 0 or more, --max 1 or more, and --min at most --max")
@@ -96,6 +108,7 @@ class FleetRecord:
 
     started: float = field(default_factory=time.monotonic)
     peak_workers: int = 0
+    killed: int = 0  # by --chaos
     steps: list[Step] = field(default_factory=list)
 
 
@@ -153,13 +166,29 @@ async def _run_fleet(args, autoscaler: LocalAutoscaler, workers: WorkerProcesses
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     scaling = asyncio.ensure_future(autoscaler.run(stop, lambda step: report(step, record)))
+    chaos = asyncio.ensure_future(_chaos(stop, workers, record)) if args.chaos else None
     status = 0
     if args.demo:
         demo = DemoRun(args, broker.amqp_url, workers, record)
         status = await asyncio.to_thread(demo.run, stop)
         stop.set()
     await scaling
+    if chaos:
+        await chaos
     return status
+
+
+async def _chaos(stop: asyncio.Event, workers: WorkerProcesses, record: FleetRecord) -> None:
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=CHAOS_EVERY_S)
+            return
+        except asyncio.TimeoutError:
+            pass
+        victim = await asyncio.to_thread(workers.kill_a_busy_one)
+        if victim:
+            record.killed += 1
+            say(f"{time.monotonic() - record.started:7.1f}s  chaos: SIGKILL {victim}, which held a task")
 
 
 class DemoRun:
@@ -206,7 +235,8 @@ class DemoRun:
         say("")
         say("summary")
         say(f"  tasks {len(bodies)}, confirmed {len(confirmed)}, settled {len(settled & confirmed)}, lost {len(lost)}")
-        say(f"  redeliveries {redeliveries}, workers replaced after exiting unasked {self.workers.replaced}")
+        say(f"  redeliveries {redeliveries}, workers killed by --chaos {self.record.killed}, "
+            f"workers replaced after exiting unasked {self.workers.replaced}")
         say(f"  peak workers {self.record.peak_workers} (max {self.args.max}), now {len(self.workers.running)}")
         if drained_at is not None:
             say(f"  drained in {drained_at - burst_at:.1f}s; {work:.1f}s of work on {self.args.max} workers is "

@@ -9,6 +9,7 @@ worker finishes the task in hand, hands back what it prefetched, and exits.
 
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -74,6 +75,7 @@ class WorkerProcesses:
         self.env = dict(os.environ, **(env or {}), WORKFLEET_AMQP_URL=amqp_url)
         self.workers: list[Worker] = []  # alive, or exited and not yet reaped
         self.history: list[Worker] = []  # every worker started, for reading their logs at the end
+        self.replicas = 0  # what the last reconcile asked for
         self.replaced = 0  # workers that exited unasked and were started again
         self._started = 0
 
@@ -92,6 +94,9 @@ class WorkerProcesses:
         return {worker.name: (held if (held := worker.in_flight()) is not None else 1) for worker in self.running}
 
     def reconcile(self, desired: int) -> None:
+        """Run `desired` workers: the replica count, as a Deployment's spec says it; a worker lost
+        while the count stays the same is replaced."""
+        self.replicas = desired
         self._reap()
         running = self.running
         for _ in range(desired - len(running)):
@@ -128,6 +133,17 @@ class WorkerProcesses:
         self.workers.append(worker)
         self.history.append(worker)
         return worker
+
+    def kill_a_busy_one(self) -> str | None:
+        """SIGKILL a running worker that holds a message (chaos): its messages go back to the queue.
+        Returns its name, or None when no worker is busy."""
+        held = self.holdings()
+        busy = [worker for worker in self.running if held.get(worker.name, 0) > 0]
+        if not busy:
+            return None
+        victim = random.choice(busy)
+        victim.process.kill()
+        return victim.name
 
     def _stop(self, worker: Worker) -> None:
         worker.stopping = True
