@@ -2,11 +2,15 @@
 judged by the workers' logs and the broker: nothing lost, workers scaled up and back down,
 replaced when killed, and no process left behind."""
 
+import fcntl
 import os
 import re
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from pathlib import Path
@@ -134,3 +138,47 @@ def test_ctrl_c_mid_burst_stops_within_the_grace_period_and_loses_nothing(broker
 def acked_ids(folder: Path) -> set[str]:
     return {line["message_id"] for log in folder.glob("worker-*.log")
             for line in read_delivery_outcomes(log) if line["outcome"] == "acked"}
+
+
+def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 300) -> tuple[int, str]:
+    """Run a command with a pseudo-terminal (120 x 40) as its stdout and stderr; its exit status and output."""
+    controller, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(args, env=dict(env, TERM="xterm-256color"), stdin=subprocess.DEVNULL,
+                               stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([controller], [], [], 1)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the other end closed: the process is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif process.poll() is not None:
+            break
+    os.close(controller)
+    return process.wait(30), output.decode(errors="replace")
+
+
+def test_live_view_on_a_terminal_and_plain_lines_elsewhere():
+    env, marker = marked_env()
+    command = [sys.executable, "-m", "workfleet_operator.cli", "up", "--demo", "--tasks", "20"]
+    status, screen = run_in_terminal(command, env)
+    assert status == 0, screen
+    for part in ("workfleet up: queue 'tasks'", "backlog", "ready", "unacked", "dead-lettered", "workers",
+                 "desired", "running", "busy", "rates /s", "publish", "ack", "redeliver", "last decisions"):
+        assert part in screen, (part, screen[-3000:])
+    assert "\x1b[" in screen, "drawn with terminal escapes"
+    assert "lost 0" in screen
+
+    plain = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0, plain.stdout
+    assert "\x1b[" not in plain.stdout and "last decisions" not in plain.stdout
+    changes = decisions(plain.stdout)
+    assert len(changes) == len(re.findall(r"^ +[\d.]+s  workers \d+ -> \d+  \w+: ", plain.stdout, re.MULTILINE))
+    assert all(before != after for before, after in changes), "a line per decision that changes the count"
+    assert processes_with(marker) == []

@@ -43,6 +43,8 @@ class Step:
     error: StatsError | None
     rates: Rates | None
     busy: int  # workers holding messages
+    running: int  # workers alive and not stopping, after the decision was acted on
+    dead_letters: int | None  # messages in <queue>.dlq
 
     @property
     def changed(self) -> bool:
@@ -84,7 +86,7 @@ class LocalAutoscaler:
 
     async def poll(self, sampler: VhostSampler, due_ms: int) -> Step:
         now = time.monotonic()
-        stats, error = await self._read_stats(sampler, due_ms)
+        stats, error, dead_letters = await self._read_stats(sampler, due_ms)
         holdings = await asyncio.to_thread(self.workers.holdings)
         busy = sum(1 for held in holdings.values() if held > 0)
         observation = dataclasses.replace(self._observe(now, stats), pods_holding_unacked=busy)
@@ -93,20 +95,27 @@ class LocalAutoscaler:
         if decision.recommendation is not None:
             self._history = prune_history(now, self._history, self.policy) + (Recommendation(now, decision.recommendation),)
         await asyncio.to_thread(self.workers.reconcile, decision.desired)
-        return Step(now, current, decision, stats, error, self._rates.rates() if stats else None, busy)
+        return Step(now, current, decision, stats, error, self._rates.rates() if stats else None, busy,
+                    len(self.workers.running), dead_letters)
 
-    async def _read_stats(self, sampler: VhostSampler, due_ms: int) -> tuple[QueueStats | None, StatsError | None]:
+    async def _read_stats(self, sampler: VhostSampler, due_ms: int) -> tuple[QueueStats | None, StatsError | None, int | None]:
+        """The work queue's stats or why they are missing, and the dead-letter queue's depth."""
+        dead_letters = None
         try:
-            stats = (await sampler.sample(due_ms, self.queue)).get(self.queue)
+            queues = await sampler.sample(due_ms, self.queue)
+            dead_letter_stats = queues.get(f"{self.queue}.dlq")
+            if isinstance(dead_letter_stats, QueueStats):
+                dead_letters = dead_letter_stats.ready + dead_letter_stats.unacked
+            stats = queues.get(self.queue)
             if stats is None:
                 raise StatsError("QueueNotFound", f"queue {self.queue!r} not found in vhost {self.broker.vhost!r}")
             if isinstance(stats, StatsError):
                 raise stats
         except StatsError as error:
             self._failed_polls += 1
-            return None, error
+            return None, error, dead_letters
         self._failed_polls = 0
-        return stats, None
+        return stats, None, dead_letters
 
     def _observe(self, now: float, stats: QueueStats | None) -> Observation:
         if stats is None:

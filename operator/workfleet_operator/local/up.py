@@ -10,11 +10,13 @@ Ctrl-C (or SIGTERM) stops everything: the workers finish their tasks first.
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pika
@@ -22,13 +24,13 @@ import pika
 from workfleet_common.amqp import connection_parameters
 from workfleet_common.logs import read_delivery_outcomes
 from workfleet_common.topology import Topology
-from workfleet_operator.local.autoscaler import Broker, LocalAutoscaler, Step
+from workfleet_operator.local.autoscaler import Broker, LocalAutoscaler
+from workfleet_operator.local.fleet_view import FleetRecord, PlainView, choose_view
 from workfleet_operator.local.rabbitmq import RabbitNode
 from workfleet_operator.local.rabbitmq_install import describe
 from workfleet_operator.local.worker_processes import WorkerProcesses
 from workfleet_operator.scaling.policy import Mode, Policy
 from workfleet_operator.stats.management import Credentials
-from workfleet_producer import ConfirmedPublisher, OutgoingMessage, Outcome
 
 SETTLED = ("acked", "dead_lettered")
 CHAOS_EVERY_S = 5.0
@@ -102,30 +104,8 @@ def broker_of(amqp_url: str, management_url: str | None) -> Broker:
     return Broker(management, amqp_url, credentials, vhost)
 
 
-@dataclass
-class FleetRecord:
-    """What the summary reports."""
-
-    started: float = field(default_factory=time.monotonic)
-    peak_workers: int = 0
-    killed: int = 0  # by --chaos
-    steps: list[Step] = field(default_factory=list)
-
-
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def report(step: Step, record: FleetRecord) -> None:
-    """Plain mode: one line per decision that changes the worker count."""
-    record.steps.append(step)
-    record.peak_workers = max(record.peak_workers, step.decision.desired)
-    if step.changed:
-        elapsed = step.at - record.started
-        say(f"{elapsed:7.1f}s  workers {step.previous} -> {step.decision.desired}  "
-            f"{step.decision.reason.value}: {step.decision.message}")
-    elif step.error is not None and (len(record.steps) < 2 or record.steps[-2].error is None):
-        say(f"{step.at - record.started:7.1f}s  queue stats unreadable: {step.error}")
 
 
 def run(args) -> int:
@@ -152,25 +132,28 @@ def run(args) -> int:
             f"{policy.mode.value} mode, a decision every {args.poll_seconds:g}s; Ctrl-C stops")
         record = FleetRecord()
         autoscaler = LocalAutoscaler(broker, args.queue, policy, workers, args.poll_seconds)
+        demo = DemoRun(args, broker.amqp_url, workers, record) if args.demo else None
         try:
-            outcome = asyncio.run(_run_fleet(args, autoscaler, workers, broker, record))
+            with choose_view(record, f"workfleet up: queue {args.queue!r}, {policy.min_replicas}..{policy.max_replicas} workers") as view:
+                outcome = asyncio.run(_run_fleet(args, autoscaler, workers, view, demo))
         finally:
             workers.stop_all(args.grace_seconds)
+        for line in demo.summary if demo else ():
+            say(line)
         return outcome
 
 
-async def _run_fleet(args, autoscaler: LocalAutoscaler, workers: WorkerProcesses, broker: Broker,
-                     record: FleetRecord) -> int:
+async def _run_fleet(args, autoscaler: LocalAutoscaler, workers: WorkerProcesses, view: PlainView,
+                     demo: "DemoRun | None") -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    scaling = asyncio.ensure_future(autoscaler.run(stop, lambda step: report(step, record)))
-    chaos = asyncio.ensure_future(_chaos(stop, workers, record)) if args.chaos else None
+    scaling = asyncio.ensure_future(autoscaler.run(stop, view.step))
+    chaos = asyncio.ensure_future(_chaos(stop, workers, view)) if args.chaos else None
     status = 0
-    if args.demo:
-        demo = DemoRun(args, broker.amqp_url, workers, record)
-        status = await asyncio.to_thread(demo.run, stop)
+    if demo:
+        status = await asyncio.to_thread(demo.run, stop, view.say)
         stop.set()
     await scaling
     if chaos:
@@ -178,7 +161,7 @@ async def _run_fleet(args, autoscaler: LocalAutoscaler, workers: WorkerProcesses
     return status
 
 
-async def _chaos(stop: asyncio.Event, workers: WorkerProcesses, record: FleetRecord) -> None:
+async def _chaos(stop: asyncio.Event, workers: WorkerProcesses, view: PlainView) -> None:
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=CHAOS_EVERY_S)
@@ -187,8 +170,8 @@ async def _chaos(stop: asyncio.Event, workers: WorkerProcesses, record: FleetRec
             pass
         victim = await asyncio.to_thread(workers.kill_a_busy_one)
         if victim:
-            record.killed += 1
-            say(f"{time.monotonic() - record.started:7.1f}s  chaos: SIGKILL {victim}, which held a task")
+            view.record.killed += 1
+            view.say(f"{view.record.elapsed()}  chaos: SIGKILL {victim}, which held a task")
 
 
 class DemoRun:
@@ -199,14 +182,13 @@ class DemoRun:
         self.amqp_url = amqp_url
         self.workers = workers
         self.record = record
+        self.summary: list[str] = []
 
-    def run(self, stop: asyncio.Event, timeout: float = 600) -> int:
+    def run(self, stop: asyncio.Event, say, timeout: float = 600) -> int:
         bodies = tutorial_burst(self.args.tasks)
-        messages = [OutgoingMessage(body.encode()) for body in bodies]
-        publisher = ConfirmedPublisher(connection_parameters(self.amqp_url, "workfleet-up-demo"), "", self.args.queue)
-        confirmed = {result.message_id for result in publisher.publish(messages) if result.outcome is Outcome.CONFIRMED}
+        confirmed = self.publish(bodies)
         burst_at = time.monotonic()
-        say(f"demo     {len(confirmed)}/{len(messages)} tutorial tasks confirmed")
+        say(f"demo     {len(confirmed)}/{len(bodies)} tutorial tasks confirmed")
         deadline = burst_at + timeout
         drained_at = None
         while time.monotonic() < deadline and not stop.is_set():
@@ -219,6 +201,15 @@ class DemoRun:
             time.sleep(0.5)
         return self.summarize(bodies, confirmed, burst_at, drained_at)
 
+    def publish(self, bodies: list[str]) -> set[str]:
+        """The burst, published by workfleet-produce as a user would; the confirmed ids from its ledger."""
+        ledger = self.workers.folder / "published.jsonl"
+        subprocess.run([sys.executable, "-m", "workfleet_producer", "--amqp-url", self.amqp_url, "--queue",
+                        self.args.queue, "--ledger", str(ledger), *bodies],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        lines = [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.exists() else []
+        return {line["message_id"] for line in lines if line["outcome"] == "confirmed"}
+
     def outcomes(self) -> list[dict]:
         return [line for worker in self.workers.history for line in read_delivery_outcomes(worker.log)]
 
@@ -226,6 +217,8 @@ class DemoRun:
         return {line["message_id"] for line in self.outcomes() if line["outcome"] in SETTLED}
 
     def summarize(self, bodies: list[str], confirmed: set[str], burst_at: float, drained_at: float | None) -> int:
+        """Writes the summary (printed once the view is gone); 0 when every confirmed task settled."""
+        say = self.summary.append
         lines = self.outcomes()
         settled = {line["message_id"] for line in lines if line["outcome"] in SETTLED}
         lost = confirmed - settled
