@@ -18,8 +18,8 @@ from workfleet_operator.metrics import OperatorMetrics
 from workfleet_operator.pool_spec import PoolSpec
 from workfleet_operator.scaling.forgotten_acks import AckWatch
 from workfleet_operator.scaling.policy import Decision, Observation, Reason, Recommendation, decide, prune_history
-from workfleet_operator.scaling.rates import RateWindow, per_replica_ack_rate
-from workfleet_operator.stats.management import QueueStats, StatsError
+from workfleet_operator.scaling.rates import RateWindow, observe_queue
+from workfleet_operator.stats.management import QueueStats, StatsError, queue_in
 from workfleet_operator.status import (
     FORGOTTEN_ACK_SUSPECTED,
     METRICS_AVAILABLE,
@@ -173,12 +173,7 @@ class PoolLoop:
         try:
             if sampler is None:
                 raise self.fleet.credentials_error(spec)
-            queues = await sampler.sample(due_ms, spec.queue)
-            stats = queues.get(spec.queue)
-            if stats is None:
-                raise StatsError("QueueNotFound", f"queue {spec.queue!r} not found in vhost {spec.vhost!r}")
-            if isinstance(stats, StatsError):
-                raise stats
+            stats = queue_in(await sampler.sample(due_ms, spec.queue), spec.queue, spec.vhost)
         except StatsError as error:
             self._failed_polls += 1
             self.metrics.stats_errors.labels(*self.labels, error.kind).inc()
@@ -192,9 +187,7 @@ class PoolLoop:
     def _observe(self, now: float, stats: QueueStats | None) -> Observation:
         if stats is None:
             return Observation(ready=None, unacked=None, failed_polls=self._failed_polls)
-        self._rates.add(now, stats.counters)
-        rates = self._rates.rates()
-        self._per_replica_rate = per_replica_ack_rate(rates, stats.consumers, stats.ready, self._per_replica_rate)
+        observation, rates, self._per_replica_rate = observe_queue(now, stats, self._rates, self._per_replica_rate)
         self._acks = self._acks.observe(now, stats.unacked, stats.consumers, stats.counters.ack if stats.counters else None)
         labels = self.labels
         self.metrics.ready.labels(*labels).set(stats.ready)
@@ -202,12 +195,7 @@ class PoolLoop:
         self.metrics.consumers.labels(*labels).set(stats.consumers)
         self.metrics.observe_counters(labels, stats.counters)
         self.metrics.observe_rates(labels, rates)
-        return Observation(
-            ready=stats.ready,
-            unacked=stats.unacked,
-            publish_rate=rates.publish if rates else None,
-            per_replica_ack_rate=self._per_replica_rate,
-        )
+        return observation
 
     async def _guard_scale_in(self, now, spec: PoolSpec, sampler, due_ms, observation: Observation, scale: Scale, decision: Decision) -> Decision:
         """When fewer replicas are wanted: count the pods holding work, and make the idle ones cheapest to delete."""

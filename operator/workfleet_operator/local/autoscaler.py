@@ -17,8 +17,8 @@ import aiohttp
 
 from workfleet_operator.local.worker_processes import WorkerProcesses
 from workfleet_operator.scaling.policy import Decision, Observation, Policy, Recommendation, decide, prune_history
-from workfleet_operator.scaling.rates import Rates, RateWindow, per_replica_ack_rate
-from workfleet_operator.stats.management import Credentials, ManagementClient, QueueStats, StatsError
+from workfleet_operator.scaling.rates import Rates, RateWindow, observe_queue
+from workfleet_operator.stats.management import Credentials, ManagementClient, QueueStats, StatsError, queue_in
 from workfleet_operator.stats.ready_probe import ReadyProbe
 from workfleet_operator.stats.sampler import VhostSampler
 
@@ -106,11 +106,7 @@ class LocalAutoscaler:
             dead_letter_stats = queues.get(f"{self.queue}.dlq")
             if isinstance(dead_letter_stats, QueueStats):
                 dead_letters = dead_letter_stats.ready + dead_letter_stats.unacked
-            stats = queues.get(self.queue)
-            if stats is None:
-                raise StatsError("QueueNotFound", f"queue {self.queue!r} not found in vhost {self.broker.vhost!r}")
-            if isinstance(stats, StatsError):
-                raise stats
+            stats = queue_in(queues, self.queue, self.broker.vhost)
         except StatsError as error:
             self._failed_polls += 1
             return None, error, dead_letters
@@ -120,8 +116,5 @@ class LocalAutoscaler:
     def _observe(self, now: float, stats: QueueStats | None) -> Observation:
         if stats is None:
             return Observation(ready=None, unacked=None, failed_polls=self._failed_polls)
-        self._rates.add(now, stats.counters)
-        rates = self._rates.rates()
-        self._per_replica_rate = per_replica_ack_rate(rates, stats.consumers, stats.ready, self._per_replica_rate)
-        return Observation(ready=stats.ready, unacked=stats.unacked, publish_rate=rates.publish if rates else None,
-                           per_replica_ack_rate=self._per_replica_rate)
+        observation, _, self._per_replica_rate = observe_queue(now, stats, self._rates, self._per_replica_rate)
+        return observation

@@ -10,6 +10,8 @@ queue, or a broker with management metrics collection turned off, has none.
 from collections import deque
 from dataclasses import dataclass
 
+from workfleet_operator.scaling.policy import Observation
+
 OPERATIONS = ("publish", "deliver", "ack", "redeliver")
 
 
@@ -84,3 +86,15 @@ def per_replica_ack_rate(rates: Rates | None, consumers: int, ready: int, previo
     if rates is None or consumers <= 0 or ready <= 0 or rates.ack <= 0:
         return previous
     return rates.ack / consumers
+
+
+def observe_queue(now: float, stats, window: RateWindow, per_replica: float | None) -> tuple[Observation, Rates | None, float | None]:
+    """The policy's view of one poll's queue stats (ready, unacked, consumers, counters). Adds the
+    counters to the window; returns the observation, the window's rates, and the per-replica ack
+    rate to keep for the next poll."""
+    window.add(now, stats.counters)
+    rates = window.rates()
+    per_replica = per_replica_ack_rate(rates, stats.consumers, stats.ready, per_replica)
+    observation = Observation(ready=stats.ready, unacked=stats.unacked, publish_rate=rates.publish if rates else None,
+                              per_replica_ack_rate=per_replica)
+    return observation, rates, per_replica

@@ -129,6 +129,16 @@ class ManagementClient:
             raise StatsError("BadResponse", f"{url} answered with something that is not JSON: {text[:80]!r}") from None
 
 
+def queue_in(queues: dict[str, "QueueStats | StatsError"], queue: str, vhost: str) -> QueueStats:
+    """One queue's stats out of a vhost's; raises StatsError when it is missing or incomplete."""
+    stats = queues.get(queue)
+    if stats is None:
+        raise StatsError("QueueNotFound", f"queue {queue!r} not found in vhost {vhost!r}")
+    if isinstance(stats, StatsError):
+        raise stats
+    return stats
+
+
 def _count(item: dict, key: str) -> int | None:
     value = item.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
