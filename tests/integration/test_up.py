@@ -3,6 +3,7 @@ judged by the workers' logs and the broker: nothing lost, workers scaled up and 
 replaced when killed, and no process left behind."""
 
 import fcntl
+import json
 import os
 import re
 import select
@@ -12,8 +13,11 @@ import subprocess
 import sys
 import termios
 import time
+import urllib.request
 import uuid
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.broker import declare, get_all, publish, wait_until
 from workfleet_common.logs import read_delivery_outcomes
@@ -182,3 +186,55 @@ def test_live_view_on_a_terminal_and_plain_lines_elsewhere():
     assert len(changes) == len(re.findall(r"^ +[\d.]+s  workers \d+ -> \d+  \w+: ", plain.stdout, re.MULTILINE))
     assert all(before != after for before, after in changes), "a line per decision that changes the count"
     assert processes_with(marker) == []
+
+
+def test_operator_metrics_are_served_and_the_workers_listed_for_prometheus(broker, queue_name, tmp_path):
+    """The operator's series for the local pool at the printed address, and a file_sd list of the
+    workers whose every address serves the workers' metrics."""
+    env, marker = marked_env(WORKFLEET_DOT_SECONDS="1")
+    declare(broker.amqp_url, Topology(queue_name))
+    run = up("--amqp-url", broker.amqp_url, "--management-url", broker.management_url, "--queue", queue_name,
+             "--min", "0", "--max", "3", "--logs", str(tmp_path), env=env)
+    try:
+        first_lines = [run.stdout.readline() for _ in range(2)]
+        operator_url = re.search(r"operator (http://\S+/metrics)", "".join(first_lines)).group(1)
+        targets_file = Path(re.search(r"file_sd\) in (\S+)", "".join(first_lines)).group(1))
+        publish(broker.amqp_url, queue_name, ["..."] * 30)
+        pool = {"namespace": "local", "pool": "workfleet-up", "queue": queue_name}
+        wait_until(lambda: sample(scrape(operator_url), "workfleet_pool_replicas_desired", **pool) == 3, timeout=60,
+                   message="the operator's desired replicas at 3")
+        assert sample(scrape(operator_url), "workfleet_pool_scaling_decisions_total", **pool, direction="up",
+                      reason="Backlog") >= 1
+        wait_until(lambda: targets_file.exists() and len(json.loads(targets_file.read_text())) == 3, timeout=60,
+                   message="three workers listed")
+        for group in json.loads(targets_file.read_text()):
+            assert group["labels"]["namespace"] == "local"
+            url = f"http://{group['targets'][0]}/metrics"  # a worker just started may not serve yet
+            wait_until(lambda: "workfleet_worker_messages_in_flight" in scrape_or_empty(url), timeout=30,
+                       message=f"{url} serving the worker's metrics")
+        run.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0
+    finally:
+        run.kill()
+    assert processes_with(marker) == []
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of the sample with this name and exactly these labels, from metrics text."""
+    for family in text_string_to_metric_families(text):
+        for each in family.samples:
+            if each.name == name and each.labels == labels:
+                return each.value
+    return None
+
+
+def scrape_or_empty(url: str) -> str:
+    try:
+        return scrape(url)
+    except OSError:
+        return ""

@@ -1,8 +1,9 @@
 """`workfleet up`: the autoscaled fleet on one machine.
 
 A broker (the one at --amqp-url, or a private RabbitMQ node started here and stopped on exit),
-worker processes, and the operator's scaling loop acting on them (autoscaler.py). One line is
-printed per scaling decision. `--demo` also publishes a burst of tutorial tasks, lets the fleet
+worker processes, and the operator's scaling loop acting on them (autoscaler.py), shown live on a
+terminal or as one line per scaling decision elsewhere (fleet_view.py), with the operator's metrics
+served and the workers' listed for Prometheus (fleet_metrics.py). `--demo` also publishes a burst of tutorial tasks, lets the fleet
 scale up, drain and scale back down, prints a summary and exits 0 only if nothing was lost.
 Ctrl-C (or SIGTERM) stops everything: the workers finish their tasks first.
 """
@@ -24,7 +25,8 @@ import pika
 from workfleet_common.amqp import connection_parameters
 from workfleet_common.logs import read_delivery_outcomes
 from workfleet_common.topology import Topology
-from workfleet_operator.local.autoscaler import Broker, LocalAutoscaler
+from workfleet_operator.local.autoscaler import Broker, LocalAutoscaler, Step
+from workfleet_operator.local.fleet_metrics import FleetMetrics
 from workfleet_operator.local.fleet_view import FleetRecord, PlainView, choose_view
 from workfleet_operator.local.rabbitmq import RabbitNode
 from workfleet_operator.local.rabbitmq_install import describe
@@ -130,12 +132,18 @@ def run(args) -> int:
         policy = policy_of(args)
         say(f"fleet    {policy.min_replicas}..{policy.max_replicas} workers on queue {args.queue!r}, "
             f"{policy.mode.value} mode, a decision every {args.poll_seconds:g}s; Ctrl-C stops")
+        metrics = FleetMetrics(args.queue, policy, folder)
+        say(f"metrics  operator {metrics.serve()}; the workers' for Prometheus (file_sd) in {metrics.targets_file}")
         record = FleetRecord()
         autoscaler = LocalAutoscaler(broker, args.queue, policy, workers, args.poll_seconds)
         demo = DemoRun(args, broker.amqp_url, workers, record) if args.demo else None
         try:
             with choose_view(record, f"workfleet up: queue {args.queue!r}, {policy.min_replicas}..{policy.max_replicas} workers") as view:
-                outcome = asyncio.run(_run_fleet(args, autoscaler, workers, view, demo))
+                def on_step(step: Step) -> None:
+                    metrics.record(step, workers)
+                    view.step(step)
+
+                outcome = asyncio.run(_run_fleet(args, autoscaler, workers, view, on_step, demo))
         finally:
             workers.stop_all(args.grace_seconds)
         for line in demo.summary if demo else ():
@@ -144,12 +152,12 @@ def run(args) -> int:
 
 
 async def _run_fleet(args, autoscaler: LocalAutoscaler, workers: WorkerProcesses, view: PlainView,
-                     demo: "DemoRun | None") -> int:
+                     on_step, demo: "DemoRun | None") -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    scaling = asyncio.ensure_future(autoscaler.run(stop, view.step))
+    scaling = asyncio.ensure_future(autoscaler.run(stop, on_step))
     chaos = asyncio.ensure_future(_chaos(stop, workers, view)) if args.chaos else None
     status = 0
     if demo:
