@@ -13,7 +13,6 @@ queue's consumer count and ack counter (management API, polled every 0.2 s):
 Between trials the pool scales back to 1. Prints a table; asserts nothing (docs/benchmarks.md).
 """
 
-import argparse
 import statistics
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.burst import burst_options  # noqa: E402
 
 import yaml  # noqa: E402
 
@@ -52,11 +53,7 @@ def trial(fleet: Fleet, tasks: int) -> tuple[float, float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--task-seconds", type=float, default=0.5)
-    options = parser.parse_args()
+    options = burst_options()
     version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     with NodeCluster() as cluster:
         cluster.import_images(chart_images(version))

@@ -14,7 +14,6 @@ Run at the local default poll of 1 s and at the cluster's default of 5 s. Prints
 writes docs/img/local_fleet.png (backlog and workers over time, one trial of each); asserts nothing.
 """
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.burst import burst_options  # noqa: E402
 
 from tests.support.broker import declare, publish, queue_depth  # noqa: E402
 from workfleet_common.logs import read_delivery_outcomes  # noqa: E402
@@ -106,11 +107,7 @@ def plot(timelines: dict[str, list[tuple[float, int, int]]]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--task-seconds", type=float, default=0.5)
-    options = parser.parse_args()
+    options = burst_options()
     work = options.tasks * options.task_seconds
     ideal = work / MAX_WORKERS
     timelines = {}

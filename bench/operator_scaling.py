@@ -22,7 +22,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import pika  # noqa: E402
 from kubernetes import client, config, watch  # noqa: E402
 
-from tests.support.broker import declare, publish, wait_until  # noqa: E402
+from tests.support.broker import declare, wait_until  # noqa: E402
 from tests.support.controlplane import ControlPlane  # noqa: E402
 from tests.support.operator import CRD, OperatorProcess  # noqa: E402
 from workfleet_common.topology import Topology  # noqa: E402
