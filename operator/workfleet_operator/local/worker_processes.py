@@ -58,14 +58,6 @@ class Worker:
                     return int(sample.value)
         return None
 
-    def ready(self) -> bool:
-        """Consuming: its /readyz answers 200."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=SCRAPE_TIMEOUT_S) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
 
 class WorkerProcesses:
     def __init__(self, amqp_url: str, worker_args: list[str], folder: Path, env: dict[str, str] | None = None):
@@ -83,10 +75,6 @@ class WorkerProcesses:
     def running(self) -> list[Worker]:
         """The replicas: alive and not asked to stop."""
         return [worker for worker in self.workers if worker.alive and not worker.stopping]
-
-    @property
-    def stopping(self) -> list[Worker]:
-        return [worker for worker in self.workers if worker.alive and worker.stopping]
 
     def holdings(self) -> dict[str, int]:
         """Messages held by each running worker; a worker that does not answer holds an unknown
