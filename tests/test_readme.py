@@ -132,5 +132,7 @@ def test_local_fleet_snippet_scales_with_what_is_published(tmp_path):
                    timeout=60, message="three workers for a backlog of 30")
         fleet.send_signal(signal.SIGINT)
         assert fleet.wait(60) == 0
-    finally:
-        fleet.kill()
+    finally:  # Ctrl-C, so that it stops its broker and workers, whatever failed above
+        if fleet.poll() is None:
+            fleet.send_signal(signal.SIGINT)
+            fleet.wait(60)

@@ -51,6 +51,18 @@ def up(*args: str, env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def stop(run: subprocess.Popen) -> None:
+    """End a run whatever the test did: Ctrl-C first, so `up` stops its workers and broker (a
+    SIGKILL would orphan them), then SIGKILL if it does not exit."""
+    if run.poll() is None:
+        run.send_signal(signal.SIGINT)
+        try:
+            run.wait(60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.wait()
+
+
 def worker_pids(marker: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -92,7 +104,7 @@ def test_a_killed_worker_is_replaced_and_its_task_redelivered(tmp_path):
         os.kill(worker_pids(marker)[0], signal.SIGKILL)
         output, _ = run.communicate(timeout=300)
     finally:
-        run.kill()
+        stop(run)
     assert run.returncode == 0, output
     assert "lost 0" in output
     replaced = int(re.search(r"workers replaced after exiting unasked (\d+)", output).group(1))
@@ -130,7 +142,7 @@ def test_ctrl_c_mid_burst_stops_within_the_grace_period_and_loses_nothing(broker
         output, _ = run.communicate(timeout=60)
         assert time.monotonic() - stopped_at < 20, "stopped within the grace period"
     finally:
-        run.kill()
+        stop(run)
     assert run.returncode == 0, output
     assert processes_with(marker) == []
     left = {properties.message_id for properties, _ in get_all(broker.amqp_url, queue_name)}
@@ -215,7 +227,7 @@ def test_operator_metrics_are_served_and_the_workers_listed_for_prometheus(broke
         run.send_signal(signal.SIGINT)
         assert run.wait(60) == 0
     finally:
-        run.kill()
+        stop(run)
     assert processes_with(marker) == []
 
 
