@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.burst import burst_options  # noqa: E402
+from bench.burst import burst_options, plot_timelines  # noqa: E402
 
 from tests.support.broker import declare, publish, queue_depth  # noqa: E402
 from workfleet_common.logs import read_delivery_outcomes  # noqa: E402
@@ -85,27 +85,6 @@ async def trial(node: RabbitNode, poll_seconds: float, tasks: int, task_seconds:
         await asyncio.to_thread(workers.stop_all, 30)
 
 
-def plot(timelines: dict[str, list[tuple[float, int, int]]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (backlog, workers) = plt.subplots(2, 1, sharex=True, figsize=(8, 5))
-    for label, points in timelines.items():
-        seconds = [point[0] for point in points]
-        backlog.plot(seconds, [point[1] for point in points], label=label)
-        workers.step(seconds, [point[2] for point in points], where="post", label=label)
-    backlog.set_ylabel("ready messages")
-    workers.set_ylabel("workers running")
-    workers.set_xlabel("seconds since the burst was confirmed")
-    backlog.legend()
-    backlog.set_title("workfleet up: a burst of 200 tasks of 0.5 s, max 4 workers")
-    PLOT.parent.mkdir(exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(PLOT, dpi=100)
-
-
 def main() -> int:
     options = burst_options()
     work = options.tasks * options.task_seconds
@@ -131,7 +110,7 @@ def main() -> int:
             }
             for name, values in rows.items():
                 print(f"| {poll_seconds:g} s | {name} | {statistics.median(values):.2f} | {max(values):.2f} |")
-    plot(timelines)
+    plot_timelines(timelines, "workfleet up: a burst of 200 tasks of 0.5 s, max 4 workers", PLOT)
     return 0
 
 

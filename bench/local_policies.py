@@ -11,7 +11,8 @@ workers after the last task:
   worker-seconds: running workers integrated over that whole time, idle tails included, against
   the work itself;
   peak workers, and scale events (decisions that changed the count).
-Prints one table; asserts nothing (docs/benchmarks.md).
+Prints one table and writes docs/img/local_policies.png (backlog and workers over time, each
+setting); asserts nothing (docs/benchmarks.md).
 """
 
 import argparse
@@ -24,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.broker import declare, publish  # noqa: E402
+from bench.burst import plot_timelines  # noqa: E402
+from tests.support.broker import declare, publish, queue_depth  # noqa: E402
 from workfleet_common.logs import read_delivery_outcomes  # noqa: E402
 from workfleet_common.topology import Topology  # noqa: E402
 from workfleet_operator.local.autoscaler import LocalAutoscaler  # noqa: E402
@@ -36,6 +38,7 @@ from workfleet_operator.scaling.policy import Mode, Policy  # noqa: E402
 TASK_SECONDS = 0.5
 MAX_WORKERS = 4
 SAMPLE_S = 0.1
+PLOT = ROOT / "docs" / "img" / "local_policies.png"
 # name -> (policy, poll seconds). KEDA's defaults: pollingInterval 30 s, and the HPA it drives
 # waits 300 s before scaling down; its RabbitMQ scaler's queueLength target plays messagesPerReplica.
 SETTINGS = {
@@ -57,19 +60,22 @@ def drive(node: RabbitNode, queue: str, workers: WorkerProcesses, options) -> di
     worker_seconds = 0.0
     peak = 0
     previous = start
+    timeline = []
     while True:
         now = time.monotonic()
         if published < options.bursts and now - start >= published * options.gap_seconds:
             publish(node.amqp_url, queue, ["."] * options.burst_tasks)
             published += 1
         running = len(workers.running)
+        timeline.append((now - start, queue_depth(node.amqp_url, queue)[0], running))
         peak = max(peak, running)
         worker_seconds += running * (now - previous)
         previous = now
         if last_ack is None and acked(workers) >= total:
             last_ack = now - start
         if last_ack is not None and workers.replicas == 0 and running == 0:
-            return {"makespan": last_ack, "worker_seconds": worker_seconds, "peak": peak, "settled": now - start}
+            return {"makespan": last_ack, "worker_seconds": worker_seconds, "peak": peak, "settled": now - start,
+                    "timeline": timeline}
         time.sleep(SAMPLE_S)
 
 
@@ -101,12 +107,16 @@ def main() -> int:
           f"{work:.0f} s of work; min 0, max {MAX_WORKERS} workers")
     print("| setting | makespan (s) | worker-seconds / work | peak workers | scale events | back at 0 after (s) |")
     print("|---|---:|---:|---:|---:|---:|")
+    timelines = {}
     with RabbitNode() as node:
         for name, (policy, poll_seconds) in SETTINGS.items():
             with tempfile.TemporaryDirectory(prefix="bench-policies-") as folder:
                 result = asyncio.run(run_setting(node, name, policy, poll_seconds, options, Path(folder)))
+            timelines[name] = result["timeline"]
             print(f"| {name} | {result['makespan']:.1f} | {result['worker_seconds'] / work:.2f} | {result['peak']} | "
                   f"{result['events']} | {result['settled']:.0f} |", flush=True)
+    plot_timelines(timelines, f"{options.bursts} bursts of {options.burst_tasks} tasks of {TASK_SECONDS} s, "
+                              f"max {MAX_WORKERS} workers", PLOT)
     return 0
 
 

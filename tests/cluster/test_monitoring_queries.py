@@ -6,22 +6,17 @@ Prometheus scrapes loopback addresses, so the labels prometheus-operator would a
 (namespace, pod) are set on the targets, and the operator's job is named as its Service would be.
 """
 
-import json
-import re
-import time
-
 import yaml
 
-from tests.chart.test_render import CHART, MONITORING_API, render
+from tests.chart.test_render import MONITORING_API, render
 from tests.support.broker import publish, wait_until
+from tests.support.monitoring_checks import assert_dashboard_and_alerts_read_series
 from tests.support.prometheus import PrometheusServer
 
 POISON_TASK = "tests.support.tasks:poison_or_dots"
 # Release "wf" with fullnameOverride "wf": the pool is "wf-worker", the operator's Service "wf-operator".
 POOL = "wf-worker"
 OPERATOR_JOB = "wf-operator"
-DASHBOARD = CHART / "files" / "dashboards" / "workfleet.json"
-METRIC_NAME = re.compile(r"\b(workfleet_[a-z_]+|rabbitmq_[a-z_]+|up)\b")
 
 
 def chart_rules(namespace: str, *args: str) -> dict:
@@ -30,51 +25,6 @@ def chart_rules(namespace: str, *args: str) -> dict:
                   MONITORING_API, *args)
     [rule] = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
     return {"groups": rule["spec"]["groups"]}
-
-
-def dashboard() -> dict:
-    return json.loads(DASHBOARD.read_text())
-
-
-def panel_queries(board: dict) -> dict[str, str]:
-    """"panel title / refId" -> expr, for every target of every panel."""
-    return {f"{panel['title']} / {target['refId']}": target["expr"]
-            for panel in board["panels"] for target in panel.get("targets", [])}
-
-
-def filled_in(expr: str, namespace: str) -> str:
-    """What Grafana sends with this namespace chosen and "All" pools and queues."""
-    for variable, value in (("$__rate_interval", "5m"), ("$namespace", namespace), ("$pool", ".*"), ("$queue", ".*")):
-        expr = expr.replace(variable, value)
-    return expr
-
-
-def assert_dashboard_and_alerts_read_series(prometheus, rules: dict, namespace: str, each_try=lambda: None,
-                                            hint: str = "") -> None:
-    """Every dashboard query returns series (waiting up to two minutes, calling each_try every
-    second), every variable has values, and every alert is evaluated without error over
-    metrics that exist."""
-    board = dashboard()
-    missing = panel_queries(board)
-    deadline = time.monotonic() + 120
-    while missing and time.monotonic() < deadline:
-        each_try()
-        missing = {name: expr for name, expr in missing.items() if not prometheus.query(filled_in(expr, namespace))}
-        time.sleep(1)
-    assert not missing, f"dashboard queries with no series: {missing} {hint}"
-
-    for variable in board["templating"]["list"]:
-        if variable["type"] == "query":
-            selector, label = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"]).groups()
-            assert prometheus.label_values(label, filled_in(selector, namespace)), variable["name"]
-
-    alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
-    evaluated = {rule["name"]: rule for rule in prometheus.rules()}
-    assert set(evaluated) == set(alerts)
-    for name, expr in alerts.items():
-        assert evaluated[name]["health"] == "ok", (name, evaluated[name].get("lastError"))
-        for metric in set(METRIC_NAME.findall(expr)):
-            assert prometheus.query(f'count({{__name__="{metric}",namespace="{namespace}"}})'), (name, metric)
 
 
 def test_every_dashboard_query_and_alert_reads_real_series(scenario, tmp_path):

@@ -17,9 +17,12 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.broker import declare, get_all, publish, wait_until
+from tests.support.monitoring_checks import assert_dashboard_and_alerts_read_series
+from tests.support.prometheus import PrometheusAPI
 from workfleet_common.logs import read_delivery_outcomes
 from workfleet_common.topology import Topology
 
@@ -212,7 +215,7 @@ def test_operator_metrics_are_served_and_the_workers_listed_for_prometheus(broke
         operator_url = re.search(r"operator (http://\S+/metrics)", "".join(first_lines)).group(1)
         targets_file = Path(re.search(r"file_sd\) in (\S+)", "".join(first_lines)).group(1))
         publish(broker.amqp_url, queue_name, ["..."] * 30)
-        pool = {"namespace": "local", "pool": "workfleet-up", "queue": queue_name}
+        pool = {"namespace": "local", "pool": "workfleet-worker", "queue": queue_name}
         wait_until(lambda: sample(scrape(operator_url), "workfleet_pool_replicas_desired", **pool) == 3, timeout=60,
                    message="the operator's desired replicas at 3")
         assert sample(scrape(operator_url), "workfleet_pool_scaling_decisions_total", **pool, direction="up",
@@ -250,3 +253,28 @@ def scrape_or_empty(url: str) -> str:
         return scrape(url)
     except OSError:
         return ""
+
+
+def test_prometheus_reads_the_fleet_with_the_charts_dashboard_and_alerts(tmp_path):
+    """`--prometheus` scrapes the operator, the workers and the broker with the labels a cluster
+    gives them, so every query of the chart's dashboard and every one of its alert rules reads
+    real series of the local fleet; Ctrl-C stops Prometheus with the rest."""
+    env, marker = marked_env(WORKFLEET_DOT_SECONDS="0.1")
+    run = up("--prometheus", "--min", "1", "--max", "3", "--messages-per-replica", "5",
+             "--task", "tests.support.tasks:poison_or_dots", "--logs", str(tmp_path), "--", "--max-attempts", "2",
+             env=env)
+    try:
+        started = "".join(run.stdout.readline() for _ in range(4))
+        amqp_url = re.search(r"private node of .* on (amqp://\S+)", started).group(1)
+        prometheus = PrometheusAPI(re.search(r"prometheus (http://\S+),", started).group(1))
+        # A backlog to scale up for, and a poison task retried and dead-lettered.
+        publish(amqp_url, "tasks", ["poison pill"] + ["...."] * 40)
+        rules = yaml.safe_load((tmp_path / "prometheus" / "alert_rules.yaml").read_text())
+        assert_dashboard_and_alerts_read_series(prometheus, rules, "local", hint=f"(logs in {tmp_path})")
+        assert prometheus.targets_up("workfleet-operator") == 1 and prometheus.targets_up("workfleet-rabbitmq") == 1
+        assert prometheus.targets_up("local/workfleet-worker") >= 1
+        run.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0
+    finally:
+        stop(run)
+    assert processes_with(marker) == [], "Prometheus stopped with the fleet"

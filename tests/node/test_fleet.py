@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from tests.chart.test_render import CHART, MONITORING_API, render
-from tests.cluster.test_monitoring_queries import assert_dashboard_and_alerts_read_series, chart_rules
+from tests.cluster.test_monitoring_queries import chart_rules
 from tests.support.broker import wait_until
 from tests.support.controlplane import BIN
-from tests.support.oci_images import chart_images
 from tests.support.monitor_discovery import scrape_configs
+from tests.support.monitoring_checks import assert_dashboard_and_alerts_read_series
+from tests.support.oci_images import chart_images
 from tests.support.prometheus import PrometheusServer
 
 VALUES = Path(__file__).parent / "local-images-values.yaml"

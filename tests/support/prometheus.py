@@ -1,4 +1,5 @@
-"""A private Prometheus server (Debian 13's package, from `make tools`) scraping every second.
+"""A private Prometheus server (Debian 13's package, from `make tools`) scraping every second, and
+the HTTP API the tests read any Prometheus through.
 
 Targets come from file_sd files the test rewrites as workers come and go (Prometheus
 re-reads them on change), or from scrape configs of the test's own, such as Kubernetes
@@ -19,21 +20,46 @@ from tests.support.controlplane import BIN
 from workfleet_operator.local.rabbitmq import free_port
 
 
-class PrometheusServer:
+class PrometheusAPI:
+    def __init__(self, url: str):
+        self.url = url
+
+    def _get(self, path: str, **params) -> object:
+        query = urllib.parse.urlencode(params, doseq=True)
+        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        """An instant query's result: a list of {metric, value}."""
+        data = self._get("/api/v1/query", query=expr)
+        assert data["resultType"] == "vector", data
+        return data["result"]
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        return self._get(f"/api/v1/label/{label}/values", **{"match[]": match})
+
+    def rules(self) -> list[dict]:
+        return [rule for group in self._get("/api/v1/rules")["groups"] for rule in group["rules"]]
+
+    def targets_up(self, job: str) -> int:
+        return sum(1 for target in self._get("/api/v1/targets")["activeTargets"]
+                   if target["labels"]["job"] == job and target["health"] == "up")
+
+
+class PrometheusServer(PrometheusAPI):
     def __init__(self, workdir: Path, jobs: dict[str, dict], rule_files: tuple[Path, ...] = (),
                  scrape_configs: tuple[dict, ...] = ()):
         """jobs: job name -> extra scrape settings (for example honor_labels); each job's
         targets are set with set_targets(). scrape_configs are added as they are."""
         self.workdir = workdir
         self.port = free_port()
+        super().__init__(f"http://127.0.0.1:{self.port}")
         self._jobs = jobs
         self._scrape_configs = list(scrape_configs)
         self._rule_files = rule_files
         self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def _targets_file(self, job: str) -> Path:
         return self.workdir / f"targets-{job}.json"
@@ -77,29 +103,6 @@ class PrometheusServer:
                 return response.status == 200
         except OSError:
             return False
-
-    def _get(self, path: str, **params) -> object:
-        query = urllib.parse.urlencode(params, doseq=True)
-        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=10) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict]:
-        """An instant query's result: a list of {metric, value}."""
-        data = self._get("/api/v1/query", query=expr)
-        assert data["resultType"] == "vector", data
-        return data["result"]
-
-    def label_values(self, label: str, match: str) -> list[str]:
-        return self._get(f"/api/v1/label/{label}/values", **{"match[]": match})
-
-    def rules(self) -> list[dict]:
-        return [rule for group in self._get("/api/v1/rules")["groups"] for rule in group["rules"]]
-
-    def targets_up(self, job: str) -> int:
-        return sum(1 for target in self._get("/api/v1/targets")["activeTargets"]
-                   if target["labels"]["job"] == job and target["health"] == "up")
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from workfleet_worker.prefetch import PrefetchSetting
 from workfleet_worker.settings import WorkerSettings
 
 
@@ -52,7 +53,22 @@ def test_flags_win_over_environment(monkeypatch):
 
 def test_defaults_follow_the_tutorial():
     settings = WorkerSettings()
-    assert (settings.prefetch, settings.queue, settings.task) == (1, "tasks", "workfleet_worker.tasks:dots")
+    assert (settings.queue, settings.task) == ("tasks", "workfleet_worker.tasks:dots")
+    # auto starts at the tutorial's prefetch 1 and keeps it for tasks over 50 ms.
+    assert settings.prefetch_setting() == PrefetchSetting(fixed=None, budget_s=0.05, cap=50)
+    assert settings.prefetch_setting().initial == 1
+
+
+@pytest.mark.parametrize("value, fixed", [("auto", None), ("1", 1), ("20", 20), (" 5 ", 5)])
+def test_prefetch_is_auto_or_a_count(value, fixed):
+    assert WorkerSettings(prefetch=value).prefetch_setting().fixed == fixed
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "lots", "-3", "", "2.5"])
+def test_bad_prefetch_names_both_forms(value):
+    result = run("workfleet_worker", "--prefetch", value)
+    assert result.returncode == 2
+    assert "--prefetch / WORKFLEET_PREFETCH: expected a number from 1 to 1000, or auto" in result.stderr
 
 
 @pytest.mark.parametrize("queue", ["", "amq.reserved"])

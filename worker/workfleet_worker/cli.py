@@ -22,7 +22,7 @@ LOGGER = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workfleet-worker",
-        description="Consume a RabbitMQ work queue with prefetch 1 and manual acks, "
+        description="Consume a RabbitMQ work queue with fair dispatch and manual acks, "
         "retry failed tasks and dead-letter what cannot succeed.",
     )
     add_setting_flags(parser, WorkerSettings)
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_worker(
         connection_parameters(settings.amqp_url, "worker"),
         Topology(settings.queue, settings.queue_type),
-        settings.prefetch,
+        settings.prefetch_setting(),
         settings.max_attempts,
         load_task(settings.task),
         metrics,

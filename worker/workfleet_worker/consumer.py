@@ -7,6 +7,12 @@ keep flowing (see keeper.py). pika callbacks only record what arrived.
 Settling order is what keeps messages safe: a retry or dead-letter copy is
 published and confirmed first, and only then is the original acked. A crash in
 between leaves a duplicate, never a loss.
+
+With `--prefetch auto` the prefetch follows the tasks' durations (prefetch.py). RabbitMQ applies
+a prefetch only to consumers started after it, so a new prefetch means a new consumer. When a task
+runs past the budget, the consumer is cancelled and the deliveries buffered behind the task are
+handed back at once, so other workers run them: fair dispatch, as at prefetch 1, with the round
+trips of short tasks hidden.
 """
 
 import collections
@@ -20,13 +26,14 @@ import pika.exceptions
 from workfleet_common import envelope
 from workfleet_common.amqp import persistent_copy
 from workfleet_common.logs import DELIVERY_EVENT
-from workfleet_common.topology import Topology
+from workfleet_common.topology import DELIVERY_LIMIT, Topology
 from workfleet_worker import decisions
 from workfleet_worker.decisions import Action, Decision
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import Delivery, InFlight
-from workfleet_worker.keeper import ConnectionKeeper
+from workfleet_worker.keeper import CHECK_EVERY_S, KEEP_AFTER_S, ConnectionKeeper
 from workfleet_worker.metrics import WorkerMetrics
+from workfleet_worker.prefetch import AdaptivePrefetch, PrefetchSetting
 from workfleet_worker.runner import TaskResult, run_task
 from workfleet_worker.shutdown import StopSignal
 from workfleet_worker.task_loading import Task
@@ -34,6 +41,10 @@ from workfleet_worker.task_loading import Task
 LOGGER = logging.getLogger(__name__)
 
 EVENTS_POLL_S = 0.5
+# Each hand-back may count as a delivery toward the quorum queue's delivery limit (it does up to
+# RabbitMQ 4.2), so a message that has been returned this often runs here instead: hand-backs
+# alone can never dead-letter it.
+HAND_BACK_BELOW_DELIVERY_COUNT = DELIVERY_LIMIT // 2
 
 
 class ChannelLost(pika.exceptions.AMQPChannelError):
@@ -46,7 +57,7 @@ class ConsumerSession:
         self,
         parameters: pika.ConnectionParameters,
         topology: Topology,
-        prefetch: int,
+        prefetch: PrefetchSetting,
         max_attempts: int,
         task: Task,
         inflight: InFlight,
@@ -58,6 +69,9 @@ class ConsumerSession:
         self._parameters = parameters
         self._topology = topology
         self._prefetch = prefetch
+        # None with a fixed prefetch; kept per session, since a new channel starts at 1.
+        self._adaptive = None if prefetch.fixed else AdaptivePrefetch(prefetch.budget_s, prefetch.cap)
+        self._consumer_tag: str | None = None  # None while not consuming (during a long task, with auto)
         self._max_attempts = max_attempts
         self._task = task
         self._inflight = inflight
@@ -79,23 +93,25 @@ class ConsumerSession:
         Raises pika's connection and channel errors; the caller reconnects.
         """
         self._connection = pika.BlockingConnection(self._parameters)
-        self._keeper = ConnectionKeeper(self._connection, on_beat=self._health.beat)
+        self._keeper = ConnectionKeeper(
+            self._connection, on_beat=self._health.beat, on_long_task=self._on_long_task,
+            check_every_s=min(CHECK_EVERY_S, self._prefetch.budget_s / 2) if self._adaptive else CHECK_EVERY_S,
+        )
         try:
             self._channel = self._connection.channel()
             self._topology.declare(self._channel)
-            self._channel.basic_qos(prefetch_count=self._prefetch)
             # A second channel for retry and dead-letter copies: confirm mode makes each
             # publish wait for the broker's confirm before the original is acked.
             self._publisher = self._connection.channel()
             self._publisher.confirm_delivery()
             self._channel.add_on_cancel_callback(self._on_cancelled_by_broker)
-            consumer_tag = self._channel.basic_consume(
-                self._topology.queue, self._on_message, auto_ack=False
-            )
+            self._subscribe(self._prefetch.initial)
+            self._metrics.buffered.set_function(lambda: len(self._arrived))
             self._on_connected()
             self._health.ready = True
-            LOGGER.info("consuming", extra={"queue": self._topology.queue, "prefetch": self._prefetch})
-            self._consume_until_stopped(consumer_tag)
+            LOGGER.info("consuming", extra={"queue": self._topology.queue,
+                                            "prefetch": "auto" if self._adaptive else self._prefetch.fixed})
+            self._consume_until_stopped()
         finally:
             self._health.ready = False
             self._keeper.close()
@@ -106,11 +122,11 @@ class ConsumerSession:
                 except pika.exceptions.AMQPError:
                     pass
 
-    def _consume_until_stopped(self, consumer_tag: str) -> None:
+    def _consume_until_stopped(self) -> None:
         while True:
             self._raise_if_channel_lost()
             if self._stop.requested:
-                self._stop_consuming(consumer_tag)
+                self._stop_consuming()
                 return
             if self._arrived:
                 self._handle(self._arrived.popleft())
@@ -125,11 +141,13 @@ class ConsumerSession:
         if self._cancelled_by_broker:
             raise ChannelLost("the broker cancelled the consumer")
 
-    def _stop_consuming(self, consumer_tag: str) -> None:
+    def _stop_consuming(self) -> None:
         LOGGER.info("stop requested: consumer cancelled, unstarted deliveries requeued")
         self._health.ready = False
-        # pika requeues what reached it but was not dispatched to us yet.
-        self._channel.basic_cancel(consumer_tag)
+        if self._consumer_tag is not None:
+            # pika requeues what reached it but was not dispatched to us yet.
+            self._channel.basic_cancel(self._consumer_tag)
+            self._consumer_tag = None
         while self._arrived:
             self._requeue(self._arrived.popleft(), "shutdown")
 
@@ -152,6 +170,47 @@ class ConsumerSession:
             self._metrics.redelivered.inc()
         self._arrived.append(delivery)
 
+    def _subscribe(self, prefetch: int) -> None:
+        """Consume with this prefetch (basic.qos binds the consumers started after it). The new
+        consumer starts before the old one is cancelled, and only after the task in hand was
+        settled or while it is still unacked, so the old one has no free slot to fill meanwhile."""
+        previous = self._consumer_tag
+        self._channel.basic_qos(prefetch_count=prefetch)
+        self._consumer_tag = self._channel.basic_consume(self._topology.queue, self._on_message, auto_ack=False)
+        if previous is not None:
+            self._cancel(previous)
+        self._metrics.prefetch.set(prefetch)
+        LOGGER.debug("prefetch set", extra={"prefetch": prefetch})
+
+    def _cancel(self, consumer_tag: str) -> None:
+        # Take into the buffer what pika holds for this consumer: pika would return it on cancel.
+        self._connection.process_data_events(time_limit=0)
+        self._channel.basic_cancel(consumer_tag)
+
+    def _on_long_task(self, elapsed_s: float) -> None:
+        """The keeper's call, on its thread, when the running task passes the budget: stop
+        consuming (at prefetch 1 nothing could arrive now either), then what waits behind the
+        task goes back to the broker. Consuming resumes at prefetch 1 once the task is done."""
+        if not self._may_wait_behind():
+            return
+        self._adaptive.task_ran_long(elapsed_s)
+        if self._consumer_tag is not None:
+            self._cancel(self._consumer_tag)
+            self._consumer_tag = None
+        self._metrics.prefetch.set(1)
+        for delivery in list(self._arrived):
+            if self._hand_back(delivery):
+                self._arrived.remove(delivery)
+
+    def _hand_back(self, delivery: Delivery) -> bool:
+        """Return an unstarted delivery to the broker, unless returns could dead-letter it."""
+        count = (delivery.properties.headers or {}).get(envelope.BROKER_DELIVERY_COUNT_HEADER, 0)
+        if not isinstance(count, int) or count >= HAND_BACK_BELOW_DELIVERY_COUNT:
+            return False
+        self._requeue(delivery, "behind a long task")
+        self._metrics.handed_back.inc()
+        return True
+
     def _handle(self, delivery: Delivery) -> None:
         properties = delivery.properties
         try:
@@ -162,7 +221,8 @@ class ConsumerSession:
             self._settle(delivery, decisions.for_malformed(), str(error), duration_s=0.0)
             return
         delivery.attempts_before = message.attempts_before
-        with self._keeper.lent():
+        delivery.started_at = time.monotonic()
+        with self._keeper.lent(self._hand_back_after()):
             result = run_task(self._task, message.body, message.headers)
         if self._keeper.failure is not None:
             self._drop_late(delivery)
@@ -170,7 +230,26 @@ class ConsumerSession:
         if not self._channel.is_open:
             self._drop_late(delivery)
             raise ChannelLost("the broker closed the channel while the task ran")
+        # Before the ack: the old consumer's slot stays taken until the new consumer is in place.
+        self._adapt_prefetch(result.duration_s)
         self._settle_task_result(delivery, result)
+
+    def _may_wait_behind(self) -> bool:
+        """Whether deliveries may wait behind the task in hand, with auto: some are buffered, or
+        the prefetch lets more arrive."""
+        return self._adaptive is not None and (self._adaptive.current > 1 or bool(self._arrived))
+
+    def _hand_back_after(self) -> float:
+        """When the keeper should call _on_long_task: at the budget while deliveries may wait
+        behind this task, else only when the heartbeats need it."""
+        return self._prefetch.budget_s if self._may_wait_behind() else KEEP_AFTER_S
+
+    def _adapt_prefetch(self, duration_s: float) -> None:
+        if self._adaptive is None or self._stop.requested:
+            return
+        changed = self._adaptive.observe(duration_s)
+        if changed is not None or self._consumer_tag is None:
+            self._subscribe(self._adaptive.current)
 
     def _settle_task_result(self, delivery: Delivery, result: TaskResult) -> None:
         decision = decisions.after_task(delivery.attempt, self._max_attempts, result.error)

@@ -8,7 +8,7 @@ reported as dropped exactly once.
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -21,7 +21,7 @@ class Delivery:
     properties: Any
     body: bytes
     attempts_before: int = 0
-    received_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None  # when its task started; None while it waits in the buffer
 
     @property
     def attempt(self) -> int:
@@ -55,8 +55,8 @@ class InFlight:
             return len(self._deliveries)
 
     def oldest_age(self) -> float:
+        """How long the task running now has run (0 with none): deliveries waiting in the buffer
+        are not counted, so the age says how long a task takes, whatever the prefetch."""
         with self._lock:
-            if not self._deliveries:
-                return 0.0
-            oldest = min(delivery.received_at for delivery in self._deliveries)
-        return time.monotonic() - oldest
+            started = [delivery.started_at for delivery in self._deliveries if delivery.started_at is not None]
+        return time.monotonic() - min(started) if started else 0.0

@@ -8,6 +8,8 @@ until the task returns. One thread drives the connection at a time: the main thr
 lends it for the task (`lent`) and takes it back afterwards, under `_driving`.
 
 Short tasks never wake this thread; a long task costs two thread switches.
+A consumer that holds deliveries ahead of the task (adaptive prefetch) asks to hear of a long task
+sooner, at its buffer's time budget, so it can hand the buffer back (`on_long_task`).
 """
 
 import contextlib
@@ -27,9 +29,15 @@ DRIVE_STEP_S = 0.5
 
 
 class ConnectionKeeper:
-    def __init__(self, connection, on_beat: Callable[[], None]):
+    def __init__(self, connection, on_beat: Callable[[], None],
+                 on_long_task: Callable[[float], None] | None = None, check_every_s: float = CHECK_EVERY_S):
+        """on_long_task(seconds the task has run) is called on this thread, with the connection
+        in hand, before it drives; check_every_s bounds how late a long task is noticed."""
         self._connection = connection
         self._on_beat = on_beat
+        self._on_long_task = on_long_task
+        self._check_every_s = check_every_s
+        self._long_after_s = KEEP_AFTER_S
         self._driving = threading.Lock()
         self._driving.acquire()  # the main thread drives until it lends the connection
         self._task_started_at: float | None = None
@@ -42,8 +50,10 @@ class ConnectionKeeper:
         self._thread.start()
 
     @contextlib.contextmanager
-    def lent(self) -> Iterator[None]:
-        """Run the body (one task) while the keeper may drive the connection."""
+    def lent(self, long_after_s: float = KEEP_AFTER_S) -> Iterator[None]:
+        """Run the body (one task) while the keeper may drive the connection, from when the
+        task has run long_after_s (at most KEEP_AFTER_S, for the heartbeats)."""
+        self._long_after_s = min(long_after_s, KEEP_AFTER_S)
         self._task_started_at = time.monotonic()
         self._driving.release()
         try:
@@ -57,13 +67,13 @@ class ConnectionKeeper:
     def close(self) -> None:
         """Stop the keeper; call it from the main thread, outside `lent`."""
         self._closed.set()
-        self._thread.join(timeout=CHECK_EVERY_S * 4)
+        self._thread.join(timeout=self._check_every_s * 4)
 
     def _run(self) -> None:
-        while not self._closed.wait(CHECK_EVERY_S):
+        while not self._closed.wait(self._check_every_s):
             if not self._task_is_long():
                 continue
-            if not self._driving.acquire(timeout=CHECK_EVERY_S):
+            if not self._driving.acquire(timeout=self._check_every_s):
                 continue
             try:
                 if self._task_is_long():  # the main thread may have started a new task
@@ -73,11 +83,18 @@ class ConnectionKeeper:
 
     def _task_is_long(self) -> bool:
         started = self._task_started_at
-        return started is not None and time.monotonic() - started >= KEEP_AFTER_S
+        return started is not None and time.monotonic() - started >= self._long_after_s
 
     def _drive_until_task_returns(self) -> None:
         self._keeper_driving = True
         try:
+            started = self._task_started_at
+            if self._on_long_task is not None and started is not None:
+                try:
+                    self._on_long_task(time.monotonic() - started)
+                except Exception as error:  # noqa: BLE001 - handed to the main thread as it is
+                    LOGGER.warning("connection failed handing back deliveries", extra={"error": repr(error)})
+                    self.failure = error
             while self._task_started_at is not None and self.failure is None:
                 try:
                     self._connection.process_data_events(time_limit=DRIVE_STEP_S)

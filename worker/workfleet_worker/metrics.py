@@ -27,7 +27,12 @@ class WorkerMetrics:
         )
         self.requeued = counter(
             "workfleet_worker_messages_requeued_total",
-            "Deliveries handed back to the broker unprocessed (shutdown, or a republish the broker refused).",
+            "Deliveries handed back to the broker unprocessed (shutdown, a republish the broker refused, "
+            "or waiting behind a long task).",
+        )
+        self.handed_back = counter(
+            "workfleet_worker_messages_handed_back_total",
+            "Buffered deliveries handed back unstarted because the task ahead of them ran long (prefetch auto).",
         )
         dead_lettered = Counter(
             "workfleet_worker_messages_dead_lettered_total",
@@ -50,9 +55,19 @@ class WorkerMetrics:
             ["queue"],
             registry=registry,
         ).labels(queue)
+        self.prefetch = Gauge(
+            "workfleet_worker_prefetch", "The channel's prefetch now (it moves with --prefetch auto).", ["queue"],
+            registry=registry,
+        ).labels(queue)
+        self.buffered = Gauge(
+            "workfleet_worker_messages_buffered",
+            "Deliveries received and waiting for the task ahead of them (part of messages_in_flight).",
+            ["queue"],
+            registry=registry,
+        ).labels(queue)
         self.oldest_in_flight_age = Gauge(
             "workfleet_worker_oldest_in_flight_age_seconds",
-            "Age of the oldest unacked delivery; near the broker's consumer timeout means trouble.",
+            "How long the running task has run (0 when idle); near the broker's consumer timeout means trouble.",
             ["queue"],
             registry=registry,
         ).labels(queue)

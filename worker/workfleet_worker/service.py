@@ -18,6 +18,7 @@ from workfleet_worker.consumer import ConsumerSession
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import InFlight
 from workfleet_worker.metrics import WorkerMetrics
+from workfleet_worker.prefetch import PrefetchSetting
 from workfleet_worker.shutdown import StopSignal
 from workfleet_worker.task_loading import Task
 
@@ -35,7 +36,7 @@ RETRIED_ERRORS = (
 def run_worker(
     parameters,
     topology: Topology,
-    prefetch: int,
+    prefetch: PrefetchSetting,
     max_attempts: int,
     task: Task,
     metrics: WorkerMetrics,

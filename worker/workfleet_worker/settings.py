@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 
 from workfleet_common.settings import DEFAULT_AMQP_URL, AmqpUrl, QueueName, WorkfleetSettings
 from workfleet_common.topology import QueueType
+from workfleet_worker.prefetch import PrefetchSetting
 from workfleet_worker.task_loading import TaskLoadError, load_task
 
 
@@ -16,11 +17,35 @@ class WorkerSettings(WorkfleetSettings):
         "workfleet_worker.tasks:dots",
         description="task to run, as package.module:function, called with (body, headers)",
     )
-    prefetch: int = Field(1, ge=1, le=1000, description="unacked messages the broker may send ahead")
+    prefetch: int | Literal["auto"] = Field(
+        "auto", description="unacked messages the broker may send ahead: a number from 1 to 1000, or auto "
+        "(1 for tasks over the budget, more for shorter ones)",
+    )
+    prefetch_budget_ms: float = Field(
+        50, gt=0, le=10_000, description="with --prefetch auto: most work, in ms, that may wait in the worker's buffer"
+    )
+    prefetch_max: int = Field(50, ge=1, le=1000, description="with --prefetch auto: the highest prefetch it may use")
     max_attempts: int = Field(5, ge=1, le=1000, description="executions before a failing task is dead-lettered")
     queue_type: QueueType = Field("quorum", description="quorum or classic (classic is the tutorial's queue)")
     metrics_port: int = Field(9100, ge=0, le=65535, description="port for /metrics, /healthz, /readyz (0: any free port)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+
+    @field_validator("prefetch", mode="before")
+    @classmethod
+    def _prefetch_is_auto_or_a_count(cls, value):
+        if value == "auto" or isinstance(value, int) and not isinstance(value, bool):
+            count = value
+        elif isinstance(value, str) and value.strip().isdigit():
+            count = int(value)
+        else:
+            raise ValueError("expected a number from 1 to 1000, or auto")
+        if count != "auto" and not 1 <= count <= 1000:
+            raise ValueError("expected a number from 1 to 1000, or auto")
+        return count
+
+    def prefetch_setting(self) -> PrefetchSetting:
+        return PrefetchSetting(fixed=None if self.prefetch == "auto" else self.prefetch,
+                               budget_s=self.prefetch_budget_ms / 1000, cap=self.prefetch_max)
 
     @field_validator("task")
     @classmethod

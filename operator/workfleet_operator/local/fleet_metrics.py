@@ -1,5 +1,5 @@
 """`workfleet up`'s metrics, as the cluster has them: the operator's own series (the same names and
-labels a WorkerPool gets, for a pool named workfleet-up in namespace "local") served on localhost,
+labels a WorkerPool gets, named as a default install's pool in namespace "local") served on localhost,
 and the workers' /metrics addresses written as a Prometheus file_sd target list, so any Prometheus
 (and the chart's dashboard and alerts) can read the local fleet as it reads a cluster's."""
 
@@ -15,8 +15,10 @@ from workfleet_operator.local.worker_processes import WorkerProcesses
 from workfleet_operator.metrics import OperatorMetrics
 from workfleet_operator.scaling.policy import Policy
 
+# Named as `helm install workfleet` names its pool, so the chart's alert rules and dashboard select it.
 NAMESPACE = "local"
-POOL = "workfleet-up"
+RELEASE = "workfleet"
+POOL = f"{RELEASE}-worker"
 
 
 class FleetMetrics:

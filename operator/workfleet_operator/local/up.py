@@ -3,8 +3,9 @@
 A broker (the one at --amqp-url, or a private RabbitMQ node started here and stopped on exit),
 worker processes, and the operator's scaling loop acting on them (autoscaler.py), shown live on a
 terminal or as one line per scaling decision elsewhere (fleet_view.py), with the operator's metrics
-served and the workers' listed for Prometheus (fleet_metrics.py). `--demo` also publishes a burst of tutorial tasks, lets the fleet
-scale up, drain and scale back down, prints a summary and exits 0 only if nothing was lost.
+served and the workers' listed for Prometheus (fleet_metrics.py); `--prometheus` also runs one with
+the chart's alert rules (prometheus.py). `--demo` also publishes a burst of tutorial tasks, lets the
+fleet scale up, drain and scale back down, prints a summary and exits 0 only if nothing was lost.
 Ctrl-C (or SIGTERM) stops everything: the workers finish their tasks first.
 """
 
@@ -28,6 +29,7 @@ from workfleet_common.topology import Topology
 from workfleet_operator.local.autoscaler import Broker, LocalAutoscaler, Step
 from workfleet_operator.local.fleet_metrics import FleetMetrics
 from workfleet_operator.local.fleet_view import FleetRecord, PlainView, choose_view
+from workfleet_operator.local.prometheus import LocalPrometheus, PrometheusUnavailable, prometheus_binary
 from workfleet_operator.local.rabbitmq import RabbitNode
 from workfleet_operator.local.rabbitmq_install import describe
 from workfleet_operator.local.worker_processes import WorkerProcesses
@@ -64,6 +66,8 @@ def add_command(commands) -> None:
                     help="scale down only to the highest recommendation of this window (default 60, or 10 with --demo)")
     up.add_argument("--logs", type=Path, help="keep the workers' logs in this folder (default: a temporary one)")
     up.add_argument("--grace-seconds", type=float, default=30, help="how long stopping workers may finish (default 30)")
+    up.add_argument("--prometheus", action="store_true",
+                    help="also run a Prometheus scraping the fleet, with the chart's alert rules")
     up.add_argument("--demo", action="store_true", help="publish a burst of tutorial tasks, drain it, summarize, exit")
     up.add_argument("--chaos", action="store_true",
                     help=f"SIGKILL a busy worker every {CHAOS_EVERY_S:g}s, to see what it costs (nothing lost)")
@@ -88,6 +92,11 @@ def check(args, parser) -> None:
                         "--activation-backlog not negative")
     if args.tasks < 1 or args.dot_seconds < 0:
         problems.append("--tasks must be at least 1 and --dot-seconds not negative")
+    if args.prometheus:
+        try:
+            prometheus_binary()
+        except PrometheusUnavailable as error:
+            problems.append(str(error))
     if problems:
         parser.error("; ".join(problems))
 
@@ -111,10 +120,19 @@ def say(text: str) -> None:
 
 
 def run(args) -> int:
+    try:
+        return _run(args)
+    except PrometheusUnavailable as error:
+        print(f"workfleet up: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
     with contextlib.ExitStack() as stack:
         if args.logs:
             args.logs.mkdir(parents=True, exist_ok=True)
         folder = args.logs or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="workfleet-up-")))
+        node = None
         if args.amqp_url:
             broker = broker_of(args.amqp_url, args.management_url)
         else:
@@ -134,6 +152,11 @@ def run(args) -> int:
             f"{policy.mode.value} mode, a decision every {args.poll_seconds:g}s; Ctrl-C stops")
         metrics = FleetMetrics(args.queue, policy, folder)
         say(f"metrics  operator {metrics.serve()}; the workers' for Prometheus (file_sd) in {metrics.targets_file}")
+        if args.prometheus:
+            # The broker's own metrics only when it is ours: an --amqp-url broker's may be anywhere, or off.
+            prometheus = stack.enter_context(LocalPrometheus(folder / "prometheus", args.queue, metrics.port,
+                                                             metrics.targets_file, node.prometheus_port if node else None))
+            say(f"prometheus {prometheus.url}, scraping the fleet, with the chart's {prometheus.rule_count} alert rules")
         record = FleetRecord()
         autoscaler = LocalAutoscaler(broker, args.queue, policy, workers, args.poll_seconds)
         demo = DemoRun(args, broker.amqp_url, workers, record) if args.demo else None
