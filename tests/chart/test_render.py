@@ -110,7 +110,8 @@ def test_every_pod_meets_the_restricted_profile_on_paper(binary):
     [
         # Helm 3 and 4 word schema errors differently; both name the value and say what is wrong.
         (["--set", "worker.task=a.b:c", "--set", "worker.tsak=x"], "tsak|not allowed"),
-        (["--set", "worker.task=a.b:c", "--set", "worker.prefetch=lots"], "prefetch|integer"),
+        (["--set", "worker.task=a.b:c", "--set", "worker.prefetch=lots"], 'worker.prefetch "lots" must be auto or a number from 1 to 1000'),
+        (["--set", "worker.task=a.b:c", "--set", "worker.prefetch=0"], "prefetch|1"),
         (["--set", "worker.task=a.b:c", "--set", "rabbitmq.replicas=2"], "replicas|must be one of"),
         (["--set", "worker.task=a.b:c", "--set", "autoscaling.minReplicas=20"],
          "autoscaling.minReplicas (20) must not be greater than autoscaling.maxReplicas (10)"),
