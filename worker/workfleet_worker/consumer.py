@@ -145,8 +145,7 @@ class ConsumerSession:
         LOGGER.info("stop requested: consumer cancelled, unstarted deliveries requeued")
         self._health.ready = False
         if self._consumer_tag is not None:
-            # pika requeues what reached it but was not dispatched to us yet.
-            self._channel.basic_cancel(self._consumer_tag)
+            self._cancel(self._consumer_tag)
             self._consumer_tag = None
         while self._arrived:
             self._requeue(self._arrived.popleft(), "shutdown")
@@ -172,8 +171,8 @@ class ConsumerSession:
 
     def _subscribe(self, prefetch: int) -> None:
         """Consume with this prefetch (basic.qos binds the consumers started after it). The new
-        consumer starts before the old one is cancelled, and only after the task in hand was
-        settled or while it is still unacked, so the old one has no free slot to fill meanwhile."""
+        consumer starts before the old one is cancelled, while the task in hand is still unacked,
+        so the old one has no free slot for the broker to fill meanwhile."""
         previous = self._consumer_tag
         self._channel.basic_qos(prefetch_count=prefetch)
         self._consumer_tag = self._channel.basic_consume(self._topology.queue, self._on_message, auto_ack=False)
@@ -183,7 +182,8 @@ class ConsumerSession:
         LOGGER.debug("prefetch set", extra={"prefetch": prefetch})
 
     def _cancel(self, consumer_tag: str) -> None:
-        # Take into the buffer what pika holds for this consumer: pika would return it on cancel.
+        # Take into the buffer what pika holds for this consumer: pika would return it on cancel
+        # with basic.reject, which counts toward the delivery limit on every RabbitMQ version.
         self._connection.process_data_events(time_limit=0)
         self._channel.basic_cancel(consumer_tag)
 
