@@ -164,9 +164,13 @@ def main() -> int:
                         rate = run_competitor(name, Run(node.amqp_url, queue_type, count, seconds, Path(folder)))
                         if rate is not None:
                             rates.setdefault((queue_type, size, name), []).append(rate)
-                            print(f"round {round_number + 1}  {queue_type:7} {size:7} {name:34} {rate:8.0f}/s", flush=True)
+                            print(f"round {round_number + 1}  {queue_type:7} {size:7} {name:34} {rate:8.1f}/s", flush=True)
     report(rates, sizes, options.rounds)
     return 0
+
+
+def rate_text(rate: float) -> str:
+    return f"{rate:.1f}" if rate < 100 else f"{rate:,.0f}"
 
 
 def report(rates: dict, sizes: dict, rounds: int) -> None:
@@ -180,7 +184,7 @@ def report(rates: dict, sizes: dict, rounds: int) -> None:
             for size in sizes:
                 value = median.get((queue_type, size, name))
                 base = median[(queue_type, size, "plain pika, prefetch 1")]
-                cells.append("n/a" if value is None else f"{value:.0f} ({value / base:.2f})")
+                cells.append("n/a" if value is None else f"{rate_text(value)} ({value / base:.2f})")
             print(f"| {name} | " + " | ".join(cells) + " |")
     auto, fixed = "workfleet-worker (default: auto)", "workfleet-worker --prefetch 1"
     print("\ntargets (quorum queue unless said):")

@@ -50,7 +50,7 @@ def alert_rules(queue: str) -> str:
     return RULES_FILE.read_text().replace(json.dumps(QUEUE_PLACEHOLDER), json.dumps(queue))
 
 
-def scrape_config(operator_port: int, worker_targets: Path, broker_port: int | None) -> list[dict]:
+def scrape_configs(operator_port: int, worker_targets: Path, broker_port: int | None) -> list[dict]:
     local = {"namespace": NAMESPACE}
     jobs = [
         # The operator labels its series with the pool's namespace; the chart's ServiceMonitor honours them too.
@@ -80,7 +80,7 @@ class LocalPrometheus:
         self.config_path.write_text(yaml.safe_dump({
             "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
             "rule_files": [str(rules_path)],
-            "scrape_configs": scrape_config(operator_port, worker_targets, broker_port),
+            "scrape_configs": scrape_configs(operator_port, worker_targets, broker_port),
         }))
         self.process: subprocess.Popen | None = None
 
