@@ -4,6 +4,13 @@ and the backlog-and-workers plot of the local ones."""
 import argparse
 from pathlib import Path
 
+# Imported first, so a machine without the bench extra (pip install -e '.[bench]') fails before
+# minutes of measuring, not after.
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
 # (seconds, ready messages, workers running), sampled over a run.
 Timeline = list[tuple[float, int, int]]
 
@@ -18,11 +25,6 @@ def burst_options() -> argparse.Namespace:
 
 def plot_timelines(timelines: dict[str, Timeline], title: str, path: Path) -> None:
     """Backlog above, workers below, one line per run, on a shared time axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     figure, (backlog, workers) = plt.subplots(2, 1, sharex=True, figsize=(8, 5))
     for label, points in timelines.items():
         seconds = [point[0] for point in points]

@@ -33,15 +33,12 @@ class WorkerSettings(WorkfleetSettings):
     @field_validator("prefetch", mode="before")
     @classmethod
     def _prefetch_is_auto_or_a_count(cls, value):
-        if value == "auto" or isinstance(value, int) and not isinstance(value, bool):
-            count = value
-        elif isinstance(value, str) and value.strip().isdigit():
-            count = int(value)
-        else:
-            raise ValueError("expected a number from 1 to 1000, or auto")
-        if count != "auto" and not 1 <= count <= 1000:
-            raise ValueError("expected a number from 1 to 1000, or auto")
-        return count
+        text = str(value).strip()
+        if text == "auto":
+            return "auto"
+        if not isinstance(value, bool) and text.isdigit() and 1 <= int(text) <= 1000:
+            return int(text)
+        raise ValueError("expected a number from 1 to 1000, or auto")
 
     def prefetch_setting(self) -> PrefetchSetting:
         return PrefetchSetting(fixed=None if self.prefetch == "auto" else self.prefetch,
