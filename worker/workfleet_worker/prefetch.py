@@ -5,20 +5,21 @@ waits behind a long one. It costs a broker round trip per task, which for millis
 of the time spent. `auto` keeps the work waiting in the worker's own buffer under a time budget:
   prefetch = 1 + budget / (typical task duration), capped,
 so tasks of a second or more stay at 1 and millisecond tasks get enough to hide the round trip.
-The typical duration is a moving average of the last tens of tasks. Each change costs a new
-consumer (three round trips), and above ten or so the exact prefetch hardly matters, so it moves
-only by a factor of two and at most once a second, except down to 1, which is never delayed. A
-task cannot be known to be long before it runs: when one passes the budget, the consumer hands the
-buffer back and calls `task_ran_long`, which drops to 1 until short tasks bring it up again.
+The typical duration is a moving average of the last tens of tasks. A guess from a few short
+tasks can be wrong (a burst of long ones may follow), and a wrong guess costs a hand-back of the
+whole buffer, so it grows as TCP's slow start does: at most doubling, and only after as many tasks
+as the current prefetch. Each change costs a new consumer (three round trips), and above ten or so
+the exact prefetch hardly matters, so it moves only by a factor of two, except down to 1, which is
+never delayed. A task cannot be known to be long before it runs: when one passes the budget, the
+consumer hands the buffer back and calls `task_ran_long`, which drops to 1 until short tasks bring
+it up again.
 """
 
-import time
 from dataclasses import dataclass
 
 # Weight of the newest duration in the moving average: about the last 10 tasks count.
 SMOOTHING = 0.1
 CHANGE_FACTOR = 2
-MIN_CHANGE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,30 +41,37 @@ class AdaptivePrefetch:
         self.cap = cap
         self.current = 1
         self._typical_s: float | None = None
-        self._changed_at = float("-inf")
+        self._tasks_since_change = 0
 
-    def observe(self, duration_s: float, now: float | None = None) -> int | None:
+    def observe(self, duration_s: float) -> int | None:
         """Record a finished task's duration; the new prefetch if it should change, else None."""
-        now = time.monotonic() if now is None else now
+        self._tasks_since_change += 1
         if self._typical_s is None:
             self._typical_s = duration_s
         else:
             self._typical_s += SMOOTHING * (duration_s - self._typical_s)
-        target = self._target()
-        if target == self.current:
+        wanted = self._target()
+        if wanted == self.current:
             return None
-        if target != 1 and now - self._changed_at < MIN_CHANGE_INTERVAL_S:
+        if wanted == 1:
+            return self._change_to(1)
+        if self._tasks_since_change < self.current:
             return None
-        if target == 1 or target >= self.current * CHANGE_FACTOR or target * CHANGE_FACTOR <= self.current:
-            self.current = target
-            self._changed_at = now
-            return target
+        if wanted >= self.current * CHANGE_FACTOR or wanted == self.cap:
+            return self._change_to(min(wanted, self.current * 2))
+        if wanted * CHANGE_FACTOR <= self.current:
+            return self._change_to(wanted)
         return None
 
-    def task_ran_long(self, elapsed_s: float, now: float | None = None) -> None:
+    def _change_to(self, prefetch: int) -> int:
+        self.current = prefetch
+        self._tasks_since_change = 0
+        return prefetch
+
+    def task_ran_long(self, elapsed_s: float) -> None:
         """A task has run past the budget: back to 1, and the average starts from that task."""
         self.current = 1
-        self._changed_at = time.monotonic() if now is None else now
+        self._tasks_since_change = 0
         self._typical_s = max(self._typical_s or 0.0, elapsed_s)
 
     def _target(self) -> int:
