@@ -106,7 +106,9 @@ class ConsumerSession:
             self._publisher.confirm_delivery()
             self._channel.add_on_cancel_callback(self._on_cancelled_by_broker)
             self._subscribe(self._prefetch.initial)
+            # Read at scrape time from the session's own state, so they cannot drift from it.
             self._metrics.buffered.set_function(lambda: len(self._arrived))
+            self._metrics.prefetch.set_function(lambda: self._adaptive.current if self._adaptive else self._prefetch.fixed)
             self._on_connected()
             self._health.ready = True
             LOGGER.info("consuming", extra={"queue": self._topology.queue,
@@ -178,7 +180,6 @@ class ConsumerSession:
         self._consumer_tag = self._channel.basic_consume(self._topology.queue, self._on_message, auto_ack=False)
         if previous is not None:
             self._cancel(previous)
-        self._metrics.prefetch.set(prefetch)
         LOGGER.debug("prefetch set", extra={"prefetch": prefetch})
 
     def _cancel(self, consumer_tag: str) -> None:
@@ -197,7 +198,6 @@ class ConsumerSession:
         if self._consumer_tag is not None:
             self._cancel(self._consumer_tag)
             self._consumer_tag = None
-        self._metrics.prefetch.set(1)
         for delivery in list(self._arrived):
             if self._hand_back(delivery):
                 self._arrived.remove(delivery)
