@@ -1,5 +1,6 @@
 """JSON log lines, one object per line. Only entry points call `configure`."""
 
+import functools
 import json
 import logging
 import sys
@@ -8,13 +9,20 @@ from pathlib import Path
 
 # Attributes every LogRecord has; anything else passed with `extra=` is a field.
 _STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Made once: json.dumps with options builds an encoder per call, and a worker of short tasks writes
+# thousands of lines a second.
+_encode = json.JSONEncoder(default=str).encode
+
+
+@functools.lru_cache(maxsize=2)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{_utc_second(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -24,7 +32,7 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _encode(line)
 
 
 def configure(level: str = "INFO") -> None:

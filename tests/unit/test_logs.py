@@ -22,3 +22,14 @@ def test_outcome_lines_round_trip_through_the_json_formatter(tmp_path):
 
     outcomes = logs.read_delivery_outcomes(path)
     assert [(line["message_id"], line["outcome"], line["msg"]) for line in outcomes] == [("m1", "acked", "delivery acked")]
+
+
+def test_timestamps_are_utc_with_milliseconds_across_second_boundaries():
+    formatter = logs.JsonFormatter()
+    stamps = []
+    for created in (1764621599.75, 1764621600.0, 1764621600.5, 1764621599.25):
+        record = logging.LogRecord("x", logging.INFO, "f", 1, "m", None, None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        stamps.append(json.loads(formatter.format(record))["ts"])
+    assert stamps == ["2025-12-01T20:39:59.750Z", "2025-12-01T20:40:00.000Z",
+                      "2025-12-01T20:40:00.500Z", "2025-12-01T20:39:59.250Z"]

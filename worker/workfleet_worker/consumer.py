@@ -4,9 +4,8 @@ Tasks run on the main thread, one at a time, between turns of the connection's I
 loop; while a task runs long, a ConnectionKeeper drives the connection so heartbeats
 keep flowing (see keeper.py). pika callbacks only record what arrived.
 
-Settling order is what keeps messages safe: a retry or dead-letter copy is
-published and confirmed first, and only then is the original acked. A crash in
-between leaves a duplicate, never a loss.
+What happens after a task (the retry or dead-letter copy, the ack, the outcome line) is
+settling.py's.
 
 With `--prefetch auto` the prefetch follows the tasks' durations (prefetch.py). RabbitMQ applies
 a prefetch only to consumers started after it, so a new prefetch means a new consumer. When a task
@@ -24,17 +23,15 @@ import pika
 import pika.exceptions
 
 from workfleet_common import envelope
-from workfleet_common.amqp import persistent_copy
-from workfleet_common.logs import DELIVERY_EVENT
 from workfleet_common.topology import DELIVERY_LIMIT, Topology
 from workfleet_worker import decisions
-from workfleet_worker.decisions import Action, Decision
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import Delivery, InFlight
 from workfleet_worker.keeper import CHECK_EVERY_S, KEEP_AFTER_S, ConnectionKeeper
 from workfleet_worker.metrics import WorkerMetrics
 from workfleet_worker.prefetch import AdaptivePrefetch, PrefetchSetting
 from workfleet_worker.runner import TaskResult, run_task
+from workfleet_worker.settling import Settler
 from workfleet_worker.shutdown import StopSignal
 from workfleet_worker.task_loading import Task
 
@@ -83,6 +80,7 @@ class ConsumerSession:
         self._keeper = None
         self._channel = None
         self._publisher = None
+        self._settler: Settler | None = None
         # Deliveries in arrival order, not started yet; filled by pika's callback.
         self._arrived: collections.deque[Delivery] = collections.deque()
         self._cancelled_by_broker = False
@@ -104,6 +102,7 @@ class ConsumerSession:
             # publish wait for the broker's confirm before the original is acked.
             self._publisher = self._connection.channel()
             self._publisher.confirm_delivery()
+            self._settler = Settler(self._channel, self._publisher, self._topology, self._inflight, self._metrics)
             self._channel.add_on_cancel_callback(self._on_cancelled_by_broker)
             self._subscribe(self._prefetch.initial)
             # Read at scrape time from the session's own state, so they cannot drift from it.
@@ -133,6 +132,7 @@ class ConsumerSession:
             if self._arrived:
                 self._handle(self._arrived.popleft())
             else:
+                self._settler.flush()  # nothing left to run now: the acks waiting go out
                 self._connection.process_data_events(time_limit=EVENTS_POLL_S)
                 self._health.beat()
 
@@ -146,11 +146,12 @@ class ConsumerSession:
     def _stop_consuming(self) -> None:
         LOGGER.info("stop requested: consumer cancelled, unstarted deliveries requeued")
         self._health.ready = False
+        self._settler.flush()
         if self._consumer_tag is not None:
             self._cancel(self._consumer_tag)
             self._consumer_tag = None
         while self._arrived:
-            self._requeue(self._arrived.popleft(), "shutdown")
+            self._settler.requeue(self._arrived.popleft(), "shutdown")
 
     def _on_cancelled_by_broker(self, _method_frame) -> None:
         self._cancelled_by_broker = True
@@ -180,6 +181,8 @@ class ConsumerSession:
         self._consumer_tag = self._channel.basic_consume(self._topology.queue, self._on_message, auto_ack=False)
         if previous is not None:
             self._cancel(previous)
+        # A quarter of the prefetch: the broker refills the buffer while the rest of it runs.
+        self._settler.ack_batch = max(1, prefetch // 4)
         LOGGER.debug("prefetch set", extra={"prefetch": prefetch})
 
     def _cancel(self, consumer_tag: str) -> None:
@@ -191,7 +194,10 @@ class ConsumerSession:
     def _on_long_task(self, elapsed_s: float) -> None:
         """The keeper's call, on its thread, when the running task passes the budget: stop
         consuming (at prefetch 1 nothing could arrive now either), then what waits behind the
-        task goes back to the broker. Consuming resumes at prefetch 1 once the task is done."""
+        task goes back to the broker. Consuming resumes at prefetch 1 once the task is done.
+        The acks of the tasks before it go out first, whatever the prefetch: they must not wait
+        for a long task."""
+        self._settler.flush()
         if not self._may_wait_behind():
             return
         self._adaptive.task_ran_long(elapsed_s)
@@ -207,7 +213,7 @@ class ConsumerSession:
         count = (delivery.properties.headers or {}).get(envelope.BROKER_DELIVERY_COUNT_HEADER, 0)
         if not isinstance(count, int) or count >= HAND_BACK_BELOW_DELIVERY_COUNT:
             return False
-        self._requeue(delivery, "behind a long task")
+        self._settler.requeue(delivery, "behind a long task")
         self._metrics.handed_back.inc()
         return True
 
@@ -218,17 +224,16 @@ class ConsumerSession:
                 delivery.body, properties.headers, properties.content_type, properties.content_encoding
             )
         except envelope.MalformedMessage as error:
-            self._settle(delivery, decisions.for_malformed(), str(error), duration_s=0.0)
+            self._settler.settle(delivery, decisions.for_malformed(), str(error), duration_s=0.0)
             return
         delivery.attempts_before = message.attempts_before
         delivery.started_at = time.monotonic()
         with self._keeper.lent(self._hand_back_after()):
             result = run_task(self._task, message.body, message.headers)
+        delivery.finished = True
         if self._keeper.failure is not None:
-            self._drop_late(delivery)
-            raise self._keeper.failure
+            raise self._keeper.failure  # the session reports the delivery as a late ack
         if not self._channel.is_open:
-            self._drop_late(delivery)
             raise ChannelLost("the broker closed the channel while the task ran")
         # Before the ack: the old consumer's slot stays taken until the new consumer is in place.
         self._adapt_prefetch(result.duration_s)
@@ -255,129 +260,20 @@ class ConsumerSession:
         decision = decisions.after_task(delivery.attempt, self._max_attempts, result.error)
         error = envelope.summarize_error(result.error) if result.error else None
         self._metrics.task_duration[decision.action].observe(result.duration_s)
-        self._settle(delivery, decision, error, result.duration_s)
-
-    def _settle(self, delivery: Delivery, decision: Decision, error: str | None, duration_s: float) -> None:
-        if not self._inflight.remove(delivery):
-            return
-        try:
-            stored = self._store_copy(delivery, decision, error)
-            if stored:
-                self._channel.basic_ack(delivery.delivery_tag)
-            else:
-                # The copy is not safely stored, so the original must stay: hand it back.
-                self._channel.basic_nack(delivery.delivery_tag, requeue=True)
-        except pika.exceptions.AMQPError:
-            self._metrics.late_acks_dropped.inc()
-            LOGGER.warning(
-                "channel lost while settling; the broker redelivers it",
-                extra={"message_id": delivery.name, "attempt": delivery.attempt},
-            )
-            raise
-        if stored:
-            self._count(decision)
-            self._log_outcome(delivery, duration_s, decision, error)
-        else:
-            self._metrics.requeued.inc()
-
-    def _store_copy(self, delivery: Delivery, decision: Decision, error: str | None) -> bool:
-        """Publish the retry or dead-letter copy and wait for its confirm.
-
-        False when the broker refused it (nack, or unroutable because a queue is gone).
-        """
-        if decision.action is Action.ACK:
-            return True
-        if decision.action is Action.RETRY:
-            exchange, routing_key = "", self._topology.queue
-            headers = self._retry_headers(delivery, error)
-        else:
-            exchange, routing_key = self._topology.dead_letter_exchange, self._topology.dead_letter_routing_key
-            headers = self._dead_letter_headers(delivery, decision, error)
-        try:
-            self._publish_copy(exchange, routing_key, delivery, headers)
-        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as refused:
-            LOGGER.error(
-                "broker refused the %s copy; requeueing the original",
-                decision.action.value,
-                extra={"message_id": delivery.name, "error": type(refused).__name__},
-            )
-            return False
-        return True
-
-    def _count(self, decision: Decision) -> None:
-        if decision.action is Action.ACK:
-            self._metrics.acked.inc()
-        elif decision.action is Action.RETRY:
-            self._metrics.retried.inc()
-        else:
-            self._metrics.dead_lettered[decision.reason].inc()
-
-    def _publish_copy(self, exchange: str, routing_key: str, delivery: Delivery, headers: dict) -> None:
-        properties = persistent_copy(delivery.properties, headers)
-        self._publisher.basic_publish(exchange, routing_key, delivery.body, properties, mandatory=True)
-
-    @staticmethod
-    def _retry_headers(delivery: Delivery, error: str | None) -> dict:
-        headers = dict(delivery.properties.headers or {})
-        # The broker's own count belongs to the delivery, not to the copy.
-        headers.pop(envelope.BROKER_DELIVERY_COUNT_HEADER, None)
-        headers[envelope.ATTEMPTS_HEADER] = delivery.attempt
-        headers[envelope.ERROR_HEADER] = error or ""
-        headers.setdefault(envelope.FIRST_FAILED_AT_HEADER, int(time.time()))
-        headers[envelope.FAILED_AT_HEADER] = int(time.time())
-        return headers
-
-    def _dead_letter_headers(self, delivery: Delivery, decision: Decision, error: str | None) -> dict:
-        headers = self._retry_headers(delivery, error)
-        if decision.reason is decisions.Reason.MALFORMED:
-            headers[envelope.ATTEMPTS_HEADER] = delivery.attempts_before
-        headers[envelope.REASON_HEADER] = decision.reason.value
-        return headers
-
-    def _requeue(self, delivery: Delivery, why: str) -> None:
-        if not self._inflight.remove(delivery):
-            return
-        self._channel.basic_nack(delivery.delivery_tag, requeue=True)
-        self._metrics.requeued.inc()
-        LOGGER.info("requeued", extra={"message_id": delivery.name, "reason": why})
-
-    def _drop_late(self, delivery: Delivery) -> None:
-        """The task finished after its channel was gone: the broker has requeued it."""
-        if not self._inflight.remove(delivery):
-            return
-        self._metrics.late_acks_dropped.inc()
-        LOGGER.warning(
-            "task finished after its channel closed; the broker redelivers it",
-            extra={"message_id": delivery.name, "attempt": delivery.attempt},
-        )
+        self._settler.settle(delivery, decision, error, result.duration_s)
 
     def _release_unsettled(self) -> None:
         """After the session: the broker has requeued all it still held.
 
-        Deliveries not started are forgotten quietly; any other still unsettled
-        is reported as a late ack.
+        Deliveries not started are forgotten quietly; any other still unsettled (its task ran,
+        its ack was not sent) is reported as a late ack.
         """
         not_started = set(self._arrived)
         self._arrived.clear()
+        if self._settler is None:
+            return  # never consumed
         for delivery in self._inflight.of_session(self):
             if delivery in not_started:
                 self._inflight.remove(delivery)
             else:
-                self._drop_late(delivery)
-
-    def _log_outcome(self, delivery: Delivery, duration_s: float, decision: Decision, error: str | None) -> None:
-        outcome = decision.action.value
-        fields = {
-            "event": DELIVERY_EVENT,
-            "queue": self._topology.queue,
-            "message_id": delivery.name,
-            "attempt": delivery.attempt,
-            "outcome": outcome,
-            "duration_s": round(duration_s, 6),
-            "redelivered": delivery.redelivered,
-        }
-        if decision.reason is not None:
-            fields["reason"] = decision.reason.value
-        if error is not None:
-            fields["error"] = error
-        LOGGER.info("delivery %s", outcome, extra=fields)
+                self._settler.drop_late(delivery)

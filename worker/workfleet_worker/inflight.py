@@ -22,6 +22,7 @@ class Delivery:
     body: bytes
     attempts_before: int = 0
     started_at: float | None = None  # when its task started; None while it waits in the buffer
+    finished: bool = False  # its task has returned (its ack may still wait, settling.py)
 
     @property
     def attempt(self) -> int:
@@ -56,7 +57,9 @@ class InFlight:
 
     def oldest_age(self) -> float:
         """How long the task running now has run (0 with none): deliveries waiting in the buffer
-        are not counted, so the age says how long a task takes, whatever the prefetch."""
+        or for their ack are not counted, so the age says how long a task takes, whatever the
+        prefetch."""
         with self._lock:
-            started = [delivery.started_at for delivery in self._deliveries if delivery.started_at is not None]
+            started = [delivery.started_at for delivery in self._deliveries
+                       if delivery.started_at is not None and not delivery.finished]
         return time.monotonic() - min(started) if started else 0.0

@@ -1,0 +1,170 @@
+"""Settling a delivery after its task: the retry or dead-letter copy, the ack, the outcome line.
+
+Settling order is what keeps messages safe: a retry or dead-letter copy is published on a
+confirm-mode channel and confirmed first, and only then is the original acked. A crash in between
+leaves a duplicate, never a loss.
+
+Acks of short tasks go out together, as one basic.ack with multiple=True: at these rates each ack
+costs more than the task (a frame, a write and a poll), and the broker refills the buffer from
+any ack. An ack waits at most until the buffer runs dry, `ack_batch` tasks have finished, or the
+running task turns out long (the keeper calls `flush`). Each outcome line is written once its
+ack is sent, as before. A crash before then redelivers the finished tasks: at-least-once, as a
+crash between a task and its ack always did.
+
+Deliveries reach the buffer in delivery-tag order and run in that order, so when the newest
+finished one is acked with multiple=True, every older tag on the channel is settled already
+or waits in this batch.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+import pika.exceptions
+
+from workfleet_common import envelope
+from workfleet_common.amqp import persistent_copy
+from workfleet_common.logs import DELIVERY_EVENT
+from workfleet_common.topology import Topology
+from workfleet_worker.decisions import Action, Decision, Reason
+from workfleet_worker.inflight import Delivery, InFlight
+from workfleet_worker.metrics import WorkerMetrics
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished delivery, waiting for its ack to be sent."""
+
+    delivery: Delivery
+    decision: Decision
+    error: str | None
+    duration_s: float
+
+
+class Settler:
+    """Settles one session's deliveries on its consuming channel. Not thread-safe: the thread
+    driving the connection calls it (the main thread, or the keeper while a task runs long)."""
+
+    def __init__(self, channel, publisher, topology: Topology, inflight: InFlight, metrics: WorkerMetrics):
+        self._channel = channel
+        self._publisher = publisher  # in confirm mode
+        self._topology = topology
+        self._inflight = inflight
+        self._metrics = metrics
+        self._unsent_acks: list[Outcome] = []
+        self.ack_batch = 1
+
+    def settle(self, delivery: Delivery, decision: Decision, error: str | None, duration_s: float) -> None:
+        """Store the copy the decision asks for, then ack; or requeue if the copy was refused.
+
+        Raises pika's errors when the connection fails; the delivery then stays in flight and the
+        session reports it as a late ack when it ends.
+        """
+        if not self._store_copy(delivery, decision, error):
+            # The copy is not safely stored, so the original must stay: hand it back.
+            self.requeue(delivery, f"broker refused the {decision.action.value} copy")
+            return
+        self._unsent_acks.append(Outcome(delivery, decision, error, duration_s))
+        if len(self._unsent_acks) >= self.ack_batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the acks that wait, then their outcome lines."""
+        if not self._unsent_acks:
+            return
+        outcomes, self._unsent_acks = self._unsent_acks, []
+        self._channel.basic_ack(outcomes[-1].delivery.delivery_tag, multiple=len(outcomes) > 1)
+        for outcome in outcomes:
+            self._inflight.remove(outcome.delivery)
+            self._count(outcome.decision)
+            self._log_outcome(outcome)
+
+    def requeue(self, delivery: Delivery, why: str) -> None:
+        """Give an unsettled delivery back to the broker, to be delivered again."""
+        if not self._inflight.remove(delivery):
+            return
+        self._channel.basic_nack(delivery.delivery_tag, requeue=True)
+        self._metrics.requeued.inc()
+        LOGGER.info("requeued", extra={"message_id": delivery.name, "reason": why})
+
+    def drop_late(self, delivery: Delivery) -> None:
+        """The task finished after its channel was gone: the broker has requeued it."""
+        if not self._inflight.remove(delivery):
+            return
+        self._metrics.late_acks_dropped.inc()
+        LOGGER.warning(
+            "task finished after its channel closed; the broker redelivers it",
+            extra={"message_id": delivery.name, "attempt": delivery.attempt},
+        )
+
+    def _store_copy(self, delivery: Delivery, decision: Decision, error: str | None) -> bool:
+        """Publish the retry or dead-letter copy and wait for its confirm.
+
+        False when the broker refused it (nack, or unroutable because a queue is gone).
+        """
+        if decision.action is Action.ACK:
+            return True
+        if decision.action is Action.RETRY:
+            exchange, routing_key = "", self._topology.queue
+            headers = retry_headers(delivery, error)
+        else:
+            exchange, routing_key = self._topology.dead_letter_exchange, self._topology.dead_letter_routing_key
+            headers = dead_letter_headers(delivery, decision, error)
+        properties = persistent_copy(delivery.properties, headers)
+        try:
+            self._publisher.basic_publish(exchange, routing_key, delivery.body, properties, mandatory=True)
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as refused:
+            LOGGER.error(
+                "broker refused the %s copy; requeueing the original",
+                decision.action.value,
+                extra={"message_id": delivery.name, "error": type(refused).__name__},
+            )
+            return False
+        return True
+
+    def _count(self, decision: Decision) -> None:
+        if decision.action is Action.ACK:
+            self._metrics.acked.inc()
+        elif decision.action is Action.RETRY:
+            self._metrics.retried.inc()
+        else:
+            self._metrics.dead_lettered[decision.reason].inc()
+
+    def _log_outcome(self, outcome: Outcome) -> None:
+        action, delivery = outcome.decision.action.value, outcome.delivery
+        fields = {
+            "event": DELIVERY_EVENT,
+            "queue": self._topology.queue,
+            "message_id": delivery.name,
+            "attempt": delivery.attempt,
+            "outcome": action,
+            "duration_s": round(outcome.duration_s, 6),
+            "redelivered": delivery.redelivered,
+        }
+        if outcome.decision.reason is not None:
+            fields["reason"] = outcome.decision.reason.value
+        if outcome.error is not None:
+            fields["error"] = outcome.error
+        LOGGER.info("delivery %s", action, extra=fields)
+
+
+def retry_headers(delivery: Delivery, error: str | None) -> dict:
+    """The headers of the copy that carries a failed attempt's history to the next attempt."""
+    headers = dict(delivery.properties.headers or {})
+    # The broker's own count belongs to the delivery, not to the copy.
+    headers.pop(envelope.BROKER_DELIVERY_COUNT_HEADER, None)
+    headers[envelope.ATTEMPTS_HEADER] = delivery.attempt
+    headers[envelope.ERROR_HEADER] = error or ""
+    headers.setdefault(envelope.FIRST_FAILED_AT_HEADER, int(time.time()))
+    headers[envelope.FAILED_AT_HEADER] = int(time.time())
+    return headers
+
+
+def dead_letter_headers(delivery: Delivery, decision: Decision, error: str | None) -> dict:
+    headers = retry_headers(delivery, error)
+    if decision.reason is Reason.MALFORMED:
+        headers[envelope.ATTEMPTS_HEADER] = delivery.attempts_before
+    headers[envelope.REASON_HEADER] = decision.reason.value
+    return headers
