@@ -68,9 +68,12 @@ def rows() -> list[tuple[str, list]]:
     return [
         ("Backlog", [
             graph("Backlog", "Messages waiting for a worker (ready) and delivered but not yet acked (unacked), "
-                  "as the operator last read them.", "short",
+                  "as the operator last read them; and failed messages waiting out their retry delay, by "
+                  "delay (not backlog: the operator does not scale for them).", "short",
                   query(f"sum by (pool) (workfleet_pool_messages_ready{{{POOL}}})", "{{pool}} ready"),
-                  query(f"sum by (pool) (workfleet_pool_messages_unacked{{{POOL}}})", "{{pool}} unacked")),
+                  query(f"sum by (pool) (workfleet_pool_messages_unacked{{{POOL}}})", "{{pool}} unacked"),
+                  query(f"sum by (pool, delay) (workfleet_pool_messages_waiting_retry{{{POOL}}})",
+                        "{{pool}} waiting to retry {{delay}}")),
             graph("Consumers", "Consumers connected to the queue: one per worker.", "short",
                   query(f"sum by (pool) (workfleet_pool_consumers{{{POOL}}})", "{{pool}}")),
             stat.Panel().title("Forgotten ack suspected").datasource(DATASOURCE).height(8).span(8)

@@ -16,6 +16,18 @@ REASON_HEADER = "x-workfleet-reason"
 ERROR_HEADER = "x-workfleet-error"
 FAILED_AT_HEADER = "x-workfleet-failed-at"
 FIRST_FAILED_AT_HEADER = "x-workfleet-first-failed-at"
+RETRY_DELAY_HEADER = "x-workfleet-retry-delay-ms"  # the wait before the attempt after this failure
+# What the broker adds to a message it delivers or dead-letters.
+BROKER_HEADERS = (
+    BROKER_DELIVERY_COUNT_HEADER,
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+)
 
 ERROR_HEADER_LIMIT = 1000
 TEXT_CONTENT_TYPES = ("text/", "application/x-www-form-urlencoded")

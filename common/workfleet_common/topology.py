@@ -7,6 +7,10 @@ One work queue per fleet, plus a dead-letter exchange and queue next to it:
                    tutorial producer and a workfleet worker agree on it
     <queue>.dlx    direct exchange the work queue dead-letters into
     <queue>.dlq    durable queue bound to <queue>.dlx, where failed messages rest
+    <queue>.retry.<delay>
+                   one quorum queue per delay of the retry ladder (retry_ladder.py): a
+                   failed task's copy waits there for the delay (the queue's message TTL),
+                   then the broker dead-letters it back into <queue>
 
 Declaring is idempotent: declaring again with the same arguments is a no-op,
 and declaring with different ones is refused by the broker (406), which is the
@@ -16,6 +20,8 @@ signal that two components disagree about the topology.
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from workfleet_common.retry_ladder import delay_name
 
 QueueType = Literal["quorum", "classic"]
 
@@ -76,19 +82,54 @@ class Topology:
             return {}
         return {"x-queue-type": self.queue_type}
 
-    def work_queue_policy(self, longest_task_seconds: int) -> dict[str, Any]:
+    def retry_queue(self, delay_ms: int) -> str:
+        return f"{self.queue}.retry.{delay_name(delay_ms)}"
+
+    def is_retry_queue(self, name: str) -> bool:
+        return name.startswith(f"{self.queue}.retry.")
+
+    def retry_queue_arguments(self, delay_ms: int) -> dict[str, Any]:
+        # Quorum whatever the work queue's type: its dead-lettering can be at-least-once (the
+        # broker keeps the message until the work queue has confirmed it), which needs the
+        # reject-publish overflow. Classic queues dead-letter at most once.
+        return {
+            "x-queue-type": "quorum",
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.queue,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def work_queue_policy(self, longest_task_seconds: int | None, delivery_limit: int = DELIVERY_LIMIT) -> dict[str, Any]:
         """The policy the topology's owner applies to the work queue, in the shape of the
-        broker's definitions file (the Helm chart renders the same one)."""
+        broker's definitions file (the Helm chart renders the same one).
+
+        Unlike queue arguments, a policy can change while the queue exists. On a quorum queue it
+        makes the broker's own dead-lettering (the delivery limit) at least once: the broker keeps
+        a message until the dead-letter queue has confirmed it, which needs the reject-publish
+        overflow. The queue's arguments win over a policy for the dead-letter exchange, and the
+        lower delivery limit of the two applies, so a policy can lower the limit below
+        DELIVERY_LIMIT but not raise it. longest_task_seconds None leaves the consumer timeout out,
+        for RabbitMQ 3.10 and 3.11, which refuse it.
+        """
+        definition: dict[str, Any] = {}
+        if longest_task_seconds is not None:
+            definition["consumer-timeout"] = (longest_task_seconds + CONSUMER_TIMEOUT_MARGIN_S) * 1000
+        if self.queue_type == "quorum":
+            definition.update({"delivery-limit": delivery_limit, "dead-letter-strategy": "at-least-once",
+                               "overflow": "reject-publish"})
         return {
             "name": f"workfleet-{self.queue}",
             "pattern": f"^{quote_meta(self.queue)}$",
             "apply-to": "queues",
             "priority": 0,
-            "definition": {"consumer-timeout": (longest_task_seconds + CONSUMER_TIMEOUT_MARGIN_S) * 1000},
+            "definition": definition,
         }
 
-    def declare(self, channel) -> None:
-        """Declare exchange, queues and binding on a pika BlockingChannel."""
+    def declare(self, channel, retry_delays_ms: list[int] = ()) -> None:
+        """Declare exchange, queues and binding on a pika BlockingChannel, and a retry queue for
+        each delay."""
         channel.exchange_declare(self.dead_letter_exchange, exchange_type="direct", durable=True)
         channel.queue_declare(
             self.dead_letter_queue, durable=True, arguments=self.dead_letter_queue_arguments()
@@ -97,3 +138,6 @@ class Topology:
             self.dead_letter_queue, self.dead_letter_exchange, routing_key=self.dead_letter_routing_key
         )
         channel.queue_declare(self.queue, durable=True, arguments=self.work_queue_arguments())
+        for delay_ms in retry_delays_ms:
+            channel.queue_declare(self.retry_queue(delay_ms), durable=True,
+                                  arguments=self.retry_queue_arguments(delay_ms))

@@ -25,6 +25,11 @@ class OperatorMetrics:
         self.ready = gauge("workfleet_pool_messages_ready", "Messages in the queue waiting for a worker.")
         self.unacked = gauge("workfleet_pool_messages_unacked", "Messages delivered to workers and not yet acked.")
         self.consumers = gauge("workfleet_pool_consumers", "Consumers connected to the queue.")
+        self.waiting_to_retry = gauge(
+            "workfleet_pool_messages_waiting_retry",
+            "Failed messages waiting out their delay in the queue's retry queues, by delay (not backlog).",
+            "delay",
+        )
         self.messages = {
             operation: Counter(
                 f"workfleet_pool_messages_{verb}_total",
@@ -85,6 +90,7 @@ class OperatorMetrics:
             self.ready_probes.labels(outcome)
         self.pools = Gauge("workfleet_operator_pools", "WorkerPools the operator is scaling.", registry=registry)
         self._last_counters: dict[tuple[str, ...], Counters] = {}
+        self._retry_delays: dict[tuple[str, ...], set[str]] = {}
 
     def add_pool(self, labels: tuple[str, str, str]) -> None:
         for gauge in (self.ready, self.unacked, self.consumers, self.desired, self.current, self.min_replicas,
@@ -100,6 +106,7 @@ class OperatorMetrics:
 
     def remove_pool(self, labels: tuple[str, str, str]) -> None:
         self._last_counters.pop(labels, None)
+        self.observe_waiting_to_retry(labels, {})
         for metric in (self.ready, self.unacked, self.consumers, self.desired, self.current, self.min_replicas,
                        self.max_replicas, self.forgotten_ack, self.last_good_poll, self.redelivery_ratio, self.polls, *self.messages.values()):
             _remove(metric, labels)
@@ -124,6 +131,17 @@ class OperatorMetrics:
             moved = getattr(counters, operation) - getattr(before, operation)
             if moved > 0:  # a drop means the broker restarted: nothing to add
                 self.messages[operation].labels(*labels).inc(moved)
+
+    def observe_waiting_to_retry(self, labels: tuple[str, str, str], waiting: dict[str, int]) -> None:
+        """One series per retry queue seen; a retry queue no longer there loses its series."""
+        for delay in self._retry_delays.get(labels, set()) - set(waiting):
+            _remove(self.waiting_to_retry, (*labels, delay))
+        for delay, count in waiting.items():
+            self.waiting_to_retry.labels(*labels, delay).set(count)
+        if waiting:
+            self._retry_delays[labels] = set(waiting)
+        else:
+            self._retry_delays.pop(labels, None)
 
     def observe_rates(self, labels: tuple[str, str, str], rates: Rates | None) -> None:
         for operation in OPERATIONS:

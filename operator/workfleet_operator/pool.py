@@ -19,7 +19,7 @@ from workfleet_operator.pool_spec import PoolSpec
 from workfleet_operator.scaling.forgotten_acks import AckWatch
 from workfleet_operator.scaling.policy import Decision, Observation, Reason, Recommendation, decide, prune_history
 from workfleet_operator.scaling.rates import RateWindow, observe_queue
-from workfleet_operator.stats.management import QueueStats, StatsError, queue_in
+from workfleet_operator.stats.management import QueueStats, StatsError, queue_in, waiting_to_retry
 from workfleet_operator.status import (
     FORGOTTEN_ACK_SUSPECTED,
     METRICS_AVAILABLE,
@@ -173,7 +173,9 @@ class PoolLoop:
         try:
             if sampler is None:
                 raise self.fleet.credentials_error(spec)
-            stats = queue_in(await sampler.sample(due_ms, spec.queue), spec.queue, spec.vhost)
+            queues = await sampler.sample(due_ms, spec.queue)
+            self.metrics.observe_waiting_to_retry(self.labels, waiting_to_retry(queues, spec.queue))
+            stats = queue_in(queues, spec.queue, spec.vhost)
         except StatsError as error:
             self._failed_polls += 1
             self.metrics.stats_errors.labels(*self.labels, error.kind).inc()

@@ -54,12 +54,16 @@ def test_chart_topology_is_the_one_every_component_declares(queue_type):
         topology.dead_letter_exchange, topology.dead_letter_queue, topology.dead_letter_routing_key)
 
 
-def test_chart_gives_the_work_queue_its_consumer_timeout_policy():
-    """The policy is Topology.work_queue_policy's, from rabbitmq.longestTaskSeconds, with the
-    queue name escaped the same way in Go and Python."""
-    definitions = json.loads(chart_definitions("jobs.v2", "--set", "rabbitmq.longestTaskSeconds=600"))
-    assert definitions["policies"] == [{"vhost": "/", **Topology("jobs.v2").work_queue_policy(600)}]
-    assert definitions["policies"][0]["definition"] == {"consumer-timeout": 660_000}
+def test_chart_gives_the_work_queue_its_policy():
+    """The policy is Topology.work_queue_policy's, from rabbitmq.longestTaskSeconds and
+    rabbitmq.deliveryLimit, with the queue name escaped the same way in Go and Python."""
+    definitions = json.loads(chart_definitions("jobs.v2", "--set", "rabbitmq.longestTaskSeconds=600",
+                                               "--set", "rabbitmq.deliveryLimit=7"))
+    assert definitions["policies"] == [{"vhost": "/", **Topology("jobs.v2").work_queue_policy(600, delivery_limit=7)}]
+    assert definitions["policies"][0]["definition"] == {
+        "consumer-timeout": 660_000, "delivery-limit": 7, "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}
+    classic = json.loads(chart_definitions("jobs", "--set", "worker.queueType=classic"))
+    assert classic["policies"] == [{"vhost": "/", **Topology("jobs", "classic").work_queue_policy(1800)}]
 
 
 def test_each_user_can_do_its_job_and_no_more(own_broker, queue_name, workers):

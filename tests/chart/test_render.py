@@ -112,6 +112,8 @@ def test_every_pod_meets_the_restricted_profile_on_paper(binary):
         (["--set", "worker.task=a.b:c", "--set", "worker.tsak=x"], "tsak|not allowed"),
         (["--set", "worker.task=a.b:c", "--set", "worker.prefetch=lots"], 'worker.prefetch "lots" must be auto or a number from 1 to 1000'),
         (["--set", "worker.task=a.b:c", "--set", "worker.prefetch=0"], "prefetch|1"),
+        (["--set", "worker.task=a.b:c", "--set", "worker.retryDelays=5"],
+         'worker.retryDelays "5" must be up to 20 delays separated by commas, each 0 or a number with ms, s, m or h'),
         (["--set", "worker.task=a.b:c", "--set", "rabbitmq.replicas=2"], "replicas|must be one of"),
         (["--set", "worker.task=a.b:c", "--set", "autoscaling.minReplicas=20"],
          "autoscaling.minReplicas (20) must not be greater than autoscaling.maxReplicas (10)"),
@@ -179,3 +181,26 @@ def test_network_policies_open_each_port_only_to_its_clients(binary):
     assert {"namespaceSelector": {"matchLabels": {"team": "web"}}} in broker["amqp"]
     assert not [doc for doc in render(binary, "-f", str(CHART / "ci" / "default-values.yaml"),
                                       "--set", "networkPolicy.enabled=false") if doc["kind"] == "NetworkPolicy"]
+
+
+def test_a_task_time_limit_sets_the_consumer_timeout_grace_period_and_alert():
+    """With worker.taskTimeoutSeconds, the hard limit (plus grace, rounded up) is the longest a task
+    can hold its message, so everything rabbitmq.longestTaskSeconds set follows it instead."""
+    docs = render("helm", "--set", "worker.task=a.b:c", "--set", "worker.taskTimeoutSeconds=90",
+                  "--set", "worker.taskTimeoutGraceSeconds=15", "--set", "monitoring.enabled=true", MONITORING_API)
+    [workers] = [doc for doc in docs if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "wf-workfleet-worker"]
+    pod = workers["spec"]["template"]["spec"]
+    env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
+    assert (env["WORKFLEET_TASK_TIMEOUT"], env["WORKFLEET_TASK_TIMEOUT_GRACE"]) == ("90", "15")
+    assert pod["terminationGracePeriodSeconds"] == 105 + 30
+    [config] = [doc for doc in docs if doc["kind"] == "ConfigMap" and "definitions.template.json" in doc.get("data", {})]
+    assert '"consumer-timeout": ' + str((105 + 60) * 1000) in config["data"]["definitions.template.json"]
+    [rule] = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
+    [alert] = [r for group in rule["spec"]["groups"] for r in group["rules"] if r.get("alert") == "WorkfleetTaskOverLongestTask"]
+    assert alert["expr"].endswith("> 105")
+
+    untimed = render("helm", "--set", "worker.task=a.b:c")
+    [workers] = [doc for doc in untimed if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "wf-workfleet-worker"]
+    env = {item["name"] for item in workers["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "WORKFLEET_TASK_TIMEOUT" not in env
+    assert workers["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 1800 + 30

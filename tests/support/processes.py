@@ -13,6 +13,11 @@ from workfleet_operator.local.rabbitmq import free_port
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
+# Retries go through a retry queue, as with the default ladder, but wait only a moment, so that tests
+# of other things need not wait out the default ladder's seconds and minutes.
+TEST_RETRY_DELAYS = "100ms"
+
+
 class WorkerProcess:
     def __init__(self, amqp_url: str, log_path: Path, *args: str, dot_seconds: float = 0.05, env: dict | None = None):
         self.metrics_port = free_port()
@@ -22,6 +27,7 @@ class WorkerProcess:
             WORKFLEET_AMQP_URL=amqp_url,
             WORKFLEET_DOT_SECONDS=str(dot_seconds),
             WORKFLEET_METRICS_PORT=str(self.metrics_port),
+            WORKFLEET_RETRY_DELAYS=TEST_RETRY_DELAYS,
             PYTHONPATH=os.pathsep.join([str(TESTS_DIR.parent), process_env.get("PYTHONPATH", "")]),
         )
         process_env.update(env or {})

@@ -32,3 +32,35 @@ def slow_first_time(body, headers):
     if not marker.exists():
         marker.touch()
         time.sleep(float(os.environ["WORKFLEET_TEST_SLOW_SECONDS"]))
+
+
+def fail_first(body, headers):
+    """Body 'fail N ...': fails its first N attempts (counted by the worker's attempts header), then
+    succeeds; 'fail always ...' never succeeds."""
+    from workfleet_common import envelope
+
+    words = str(body).split()
+    attempt = envelope.attempts_before(headers) + 1
+    if words[1] == "always" or attempt <= int(words[1]):
+        raise RuntimeError(f"failing attempt {attempt} on purpose")
+
+
+def outage_until(body, headers):
+    """Fails while the unix time is before the one in WORKFLEET_TEST_OUTAGE_UNTIL: a downstream
+    service that is down, then back."""
+    import os
+    import time
+
+    if time.time() < float(os.environ["WORKFLEET_TEST_OUTAGE_UNTIL"]):
+        raise ConnectionRefusedError("downstream is down")
+
+
+def blocks_time_limit_first_time(body, headers):
+    """On its first delivery, blocks SIGALRM and sleeps 30 s: a task stuck where the soft time
+    limit cannot reach it (as in C code). Redelivered, it returns at once."""
+    import signal
+    import time
+
+    if headers.get("x-delivery-count", 0) == 0:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(30)

@@ -73,3 +73,20 @@ def test_a_message_the_broker_dead_lettered_shows_the_brokers_reason():
     entry = DeadLetter.from_message(properties, b"body")
     assert (entry.reason, entry.attempts) == ("delivery_limit", None)
     assert entry.matches(None, "delivery_limit")
+
+
+def test_the_brokers_last_reason_wins_over_a_retry_queues_expiry():
+    """A message that waited in a retry queue died there first (expired); when the work queue's
+    delivery limit dead-letters it later, that is its reason, on 4.x and on 3.10 (no x-last-death)."""
+    deaths = [{"queue": "jobs", "reason": b"delivery_limit", "count": 1},
+              {"queue": "jobs.retry.1s", "reason": b"expired", "count": 1}]
+    newer = {"x-first-death-reason": b"expired", "x-last-death-reason": b"delivery_limit", "x-death": deaths}
+    older = {"x-first-death-reason": b"expired", "x-death": deaths}
+    for headers in (newer, older):
+        entry = DeadLetter.from_message(pika.BasicProperties(message_id="m-3", headers=headers), b"body")
+        assert entry.reason == "delivery_limit"
+
+
+def test_requeue_drops_the_retry_delay_and_the_brokers_dead_letter_history():
+    headers = dead_letter_properties(**{envelope.RETRY_DELAY_HEADER: 1000, "x-death": [], "x-last-death-queue": b"jobs"}).headers
+    assert requeue_headers(headers) == {"tenant": "acme"}

@@ -77,3 +77,12 @@ def test_unusable_queue_names_are_refused(queue):
 
     with pytest.raises(ValidationError):
         WorkerSettings(queue=queue)
+
+
+def test_retry_delays_default_to_the_ladder_and_bad_ones_name_the_delay():
+    assert WorkerSettings().retry_ladder().delays_ms == (1000, 10_000, 60_000, 600_000, 3_600_000)
+    assert WorkerSettings(retry_delays="0").retry_ladder().delays_ms == (0,)
+    result = run("workfleet_worker", "--retry-delays", "1s,ten", "--max-attempts", "0")
+    assert result.returncode == 2
+    assert "--retry-delays / WORKFLEET_RETRY_DELAYS: 'ten' is not a delay" in result.stderr
+    assert "--max-attempts / WORKFLEET_MAX_ATTEMPTS" in result.stderr

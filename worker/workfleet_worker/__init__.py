@@ -1,5 +1,6 @@
 """workfleet worker: consumes the work queue, runs the user's task, acks after the work."""
 
 from workfleet_worker.errors import Reject
+from workfleet_worker.time_limits import TaskTimeout
 
-__all__ = ["Reject"]
+__all__ = ["Reject", "TaskTimeout"]

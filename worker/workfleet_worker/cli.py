@@ -10,6 +10,7 @@ from workfleet_common.amqp import connection_parameters
 from workfleet_common.settings import add_setting_flags, settings_from
 from workfleet_common.topology import Topology
 from workfleet_worker import health
+from workfleet_worker.decisions import RetryPolicy
 from workfleet_worker.metrics import WorkerMetrics
 from workfleet_worker.service import run_worker
 from workfleet_worker.settings import WorkerSettings
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         connection_parameters(settings.amqp_url, "worker"),
         Topology(settings.queue, settings.queue_type),
         settings.prefetch_setting(),
-        settings.max_attempts,
+        RetryPolicy(settings.max_attempts, settings.retry_ladder()),
+        settings.time_limits(),
         load_task(settings.task),
         metrics,
         state,

@@ -16,6 +16,7 @@ trips of short tasks hidden.
 
 import collections
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,7 @@ import pika.exceptions
 from workfleet_common import envelope
 from workfleet_common.topology import DELIVERY_LIMIT, Topology
 from workfleet_worker import decisions
+from workfleet_worker.decisions import RetryPolicy
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import Delivery, InFlight
 from workfleet_worker.keeper import CHECK_EVERY_S, KEEP_AFTER_S, ConnectionKeeper
@@ -34,6 +36,7 @@ from workfleet_worker.runner import TaskResult, run_task
 from workfleet_worker.settling import Settler
 from workfleet_worker.shutdown import StopSignal
 from workfleet_worker.task_loading import Task
+from workfleet_worker.time_limits import HARD_LIMIT_EXIT_STATUS, TaskTimeout, TimeLimits
 
 LOGGER = logging.getLogger(__name__)
 
@@ -55,7 +58,8 @@ class ConsumerSession:
         parameters: pika.ConnectionParameters,
         topology: Topology,
         prefetch: PrefetchSetting,
-        max_attempts: int,
+        retries: RetryPolicy,
+        time_limits: TimeLimits,
         task: Task,
         inflight: InFlight,
         metrics: WorkerMetrics,
@@ -69,7 +73,9 @@ class ConsumerSession:
         # None with a fixed prefetch; kept per session, since a new channel starts at 1.
         self._adaptive = None if prefetch.fixed else AdaptivePrefetch(prefetch.budget_s, prefetch.cap)
         self._consumer_tag: str | None = None  # None while not consuming (during a long task, with auto)
-        self._max_attempts = max_attempts
+        self._retries = retries
+        self._time_limits = time_limits
+        self._running: Delivery | None = None  # the delivery whose task runs now
         self._task = task
         self._inflight = inflight
         self._metrics = metrics
@@ -94,15 +100,17 @@ class ConsumerSession:
         self._keeper = ConnectionKeeper(
             self._connection, on_beat=self._health.beat, on_long_task=self._on_long_task,
             check_every_s=min(CHECK_EVERY_S, self._prefetch.budget_s / 2) if self._adaptive else CHECK_EVERY_S,
+            on_hard_limit=self._on_hard_limit,
         )
         try:
             self._channel = self._connection.channel()
-            self._topology.declare(self._channel)
+            self._topology.declare(self._channel, self._retries.retry_queue_delays())
             # A second channel for retry and dead-letter copies: confirm mode makes each
             # publish wait for the broker's confirm before the original is acked.
             self._publisher = self._connection.channel()
             self._publisher.confirm_delivery()
-            self._settler = Settler(self._channel, self._publisher, self._topology, self._inflight, self._metrics)
+            self._settler = Settler(self._channel, self._publisher, self._topology, self._retries.ladder,
+                                   self._inflight, self._metrics)
             self._channel.add_on_cancel_callback(self._on_cancelled_by_broker)
             self._subscribe(self._prefetch.initial)
             # Read at scrape time from the session's own state, so they cannot drift from it.
@@ -208,6 +216,17 @@ class ConsumerSession:
             if self._hand_back(delivery):
                 self._arrived.remove(delivery)
 
+    def _on_hard_limit(self, elapsed_s: float) -> None:
+        """The keeper's call, on its thread, when the task ignored its soft time limit as long as
+        the grace allows: the task cannot be stopped from another thread, so the process ends and
+        the broker redelivers everything this worker held."""
+        if self._running is not None:
+            self._settler.report_hard_timeout(self._running, elapsed_s)
+        LOGGER.error("the task ran past its hard time limit: exiting; the broker redelivers its message",
+                     extra={"elapsed_s": round(elapsed_s, 3), "hard_limit_s": self._time_limits.hard_s})
+        logging.shutdown()  # the lines above are written before the process ends
+        os._exit(HARD_LIMIT_EXIT_STATUS)
+
     def _hand_back(self, delivery: Delivery) -> bool:
         """Return an unstarted delivery to the broker, unless returns could dead-letter it."""
         count = (delivery.properties.headers or {}).get(envelope.BROKER_DELIVERY_COUNT_HEADER, 0)
@@ -228,8 +247,10 @@ class ConsumerSession:
             return
         delivery.attempts_before = message.attempts_before
         delivery.started_at = time.monotonic()
-        with self._keeper.lent(self._hand_back_after()):
-            result = run_task(self._task, message.body, message.headers)
+        self._running = delivery
+        with self._keeper.lent(self._hand_back_after(), self._time_limits.hard_s):
+            result = run_task(self._task, message.body, message.headers, self._time_limits.soft_s)
+        self._running = None
         delivery.finished = True
         if self._keeper.failure is not None:
             raise self._keeper.failure  # the session reports the delivery as a late ack
@@ -257,8 +278,10 @@ class ConsumerSession:
             self._subscribe(self._adaptive.current)
 
     def _settle_task_result(self, delivery: Delivery, result: TaskResult) -> None:
-        decision = decisions.after_task(delivery.attempt, self._max_attempts, result.error)
+        decision = decisions.after_task(delivery.attempt, self._retries.max_attempts, result.error)
         error = envelope.summarize_error(result.error) if result.error else None
+        if isinstance(result.error, TaskTimeout):
+            self._metrics.timeouts.inc()
         self._metrics.task_duration[decision.action].observe(result.duration_s)
         self._settler.settle(delivery, decision, error, result.duration_s)
 

@@ -3,6 +3,7 @@
 import enum
 from dataclasses import dataclass
 
+from workfleet_common.retry_ladder import RetryLadder
 from workfleet_worker.errors import Reject
 
 
@@ -24,6 +25,16 @@ class Reason(enum.Enum):
 class Decision:
     action: Action
     reason: Reason | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    ladder: RetryLadder
+
+    def retry_queue_delays(self) -> list[int]:
+        """The delays some retry of this policy waits, one retry queue each."""
+        return self.ladder.delays_used(self.max_attempts)
 
 
 ACK = Decision(Action.ACK)

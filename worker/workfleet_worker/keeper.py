@@ -9,7 +9,8 @@ lends it for the task (`lent`) and takes it back afterwards, under `_driving`.
 
 Short tasks never wake this thread; a long task costs two thread switches.
 A consumer that holds deliveries ahead of the task (adaptive prefetch) asks to hear of a long task
-sooner, at its buffer's time budget, so it can hand the buffer back (`on_long_task`).
+sooner, at its buffer's time budget, so it can hand the buffer back (`on_long_task`). A task past
+its hard time limit is reported to `on_hard_limit`, which ends the process (time_limits.py).
 """
 
 import contextlib
@@ -30,14 +31,18 @@ DRIVE_STEP_S = 0.5
 
 class ConnectionKeeper:
     def __init__(self, connection, on_beat: Callable[[], None],
-                 on_long_task: Callable[[float], None] | None = None, check_every_s: float = CHECK_EVERY_S):
+                 on_long_task: Callable[[float], None] | None = None, check_every_s: float = CHECK_EVERY_S,
+                 on_hard_limit: Callable[[float], None] | None = None):
         """on_long_task(seconds the task has run) is called on this thread, with the connection
-        in hand, before it drives; check_every_s bounds how late a long task is noticed."""
+        in hand, before it drives; check_every_s bounds how late a long task is noticed.
+        on_hard_limit(seconds) is called once the task passes the hard limit given to `lent`."""
         self._connection = connection
         self._on_beat = on_beat
         self._on_long_task = on_long_task
+        self._on_hard_limit = on_hard_limit
         self._check_every_s = check_every_s
         self._long_after_s = KEEP_AFTER_S
+        self._hard_limit_s: float | None = None
         self._driving = threading.Lock()
         self._driving.acquire()  # the main thread drives until it lends the connection
         self._task_started_at: float | None = None
@@ -50,10 +55,11 @@ class ConnectionKeeper:
         self._thread.start()
 
     @contextlib.contextmanager
-    def lent(self, long_after_s: float = KEEP_AFTER_S) -> Iterator[None]:
+    def lent(self, long_after_s: float = KEEP_AFTER_S, hard_limit_s: float | None = None) -> Iterator[None]:
         """Run the body (one task) while the keeper may drive the connection, from when the
         task has run long_after_s (at most KEEP_AFTER_S, for the heartbeats)."""
         self._long_after_s = min(long_after_s, KEEP_AFTER_S)
+        self._hard_limit_s = hard_limit_s
         self._task_started_at = time.monotonic()
         self._driving.release()
         try:
@@ -73,6 +79,7 @@ class ConnectionKeeper:
         while not self._closed.wait(self._check_every_s):
             if not self._task_is_long():
                 continue
+            self._check_hard_limit(self._task_started_at)  # also when the connection has failed
             if not self._driving.acquire(timeout=self._check_every_s):
                 continue
             try:
@@ -96,6 +103,7 @@ class ConnectionKeeper:
                     LOGGER.warning("connection failed handing back deliveries", extra={"error": repr(error)})
                     self.failure = error
             while self._task_started_at is not None and self.failure is None:
+                self._check_hard_limit(started)
                 try:
                     self._connection.process_data_events(time_limit=DRIVE_STEP_S)
                 except Exception as error:  # noqa: BLE001 - handed to the main thread as it is
@@ -104,6 +112,13 @@ class ConnectionKeeper:
                 self._on_beat()
         finally:
             self._keeper_driving = False
+
+    def _check_hard_limit(self, started: float | None) -> None:
+        limit = self._hard_limit_s
+        if started is None or limit is None or self._on_hard_limit is None:
+            return
+        if time.monotonic() - started >= limit:
+            self._on_hard_limit(time.monotonic() - started)
 
     def _wake_keeper(self) -> None:
         """Make the keeper's process_data_events return now instead of after a step."""

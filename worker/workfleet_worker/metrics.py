@@ -71,6 +71,10 @@ class WorkerMetrics:
             ["queue"],
             registry=registry,
         ).labels(queue)
+        self.timeouts = counter(
+            "workfleet_worker_task_timeouts_total",
+            "Tasks stopped by --task-timeout (TaskTimeout raised inside them); each is a failed attempt.",
+        )
         self.reconnects = counter(
             "workfleet_worker_reconnects_total", "Connections lost and attempted again."
         )

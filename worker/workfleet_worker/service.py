@@ -15,12 +15,14 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from workfleet_common.topology import Topology
 from workfleet_worker.backoff import Backoff
 from workfleet_worker.consumer import ConsumerSession
+from workfleet_worker.decisions import RetryPolicy
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import InFlight
 from workfleet_worker.metrics import WorkerMetrics
 from workfleet_worker.prefetch import PrefetchSetting
 from workfleet_worker.shutdown import StopSignal
 from workfleet_worker.task_loading import Task
+from workfleet_worker.time_limits import TimeLimits
 
 LOGGER = logging.getLogger(__name__)
 
@@ -37,7 +39,8 @@ def run_worker(
     parameters,
     topology: Topology,
     prefetch: PrefetchSetting,
-    max_attempts: int,
+    retries: RetryPolicy,
+    time_limits: TimeLimits,
     task: Task,
     metrics: WorkerMetrics,
     health: HealthState,
@@ -53,7 +56,7 @@ def run_worker(
     metrics.connected.set_function(lambda: 1 if health.ready else 0)
     while not stop.requested:
         session = ConsumerSession(
-            parameters, topology, prefetch, max_attempts, task, inflight, metrics, health, stop,
+            parameters, topology, prefetch, retries, time_limits, task, inflight, metrics, health, stop,
             on_connected=backoff.reset,
         )
         try:

@@ -4,10 +4,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from workfleet_common.retry_ladder import DEFAULT_LADDER, LadderError, RetryLadder
 from workfleet_common.settings import DEFAULT_AMQP_URL, AmqpUrl, QueueName, WorkfleetSettings
 from workfleet_common.topology import QueueType
 from workfleet_worker.prefetch import PrefetchSetting
 from workfleet_worker.task_loading import TaskLoadError, load_task
+from workfleet_worker.time_limits import TimeLimits
 
 
 class WorkerSettings(WorkfleetSettings):
@@ -26,6 +28,18 @@ class WorkerSettings(WorkfleetSettings):
     )
     prefetch_max: int = Field(50, ge=1, le=1000, description="with --prefetch auto: the highest prefetch it may use")
     max_attempts: int = Field(5, ge=1, le=1000, description="executions before a failing task is dead-lettered")
+    retry_delays: str = Field(
+        DEFAULT_LADDER,
+        description="waits before each retry, such as 1s,10s,1m (the last one repeats); 0 retries at once",
+    )
+    task_timeout: float | None = Field(
+        None, gt=0, le=7 * 24 * 3600,
+        description="seconds a task may run before TaskTimeout is raised inside it (a failed attempt); none by default",
+    )
+    task_timeout_grace: float = Field(
+        10, ge=0, le=3600,
+        description="seconds after --task-timeout before a task that has not stopped ends the worker (exit status 3)",
+    )
     queue_type: QueueType = Field("quorum", description="quorum or classic (classic is the tutorial's queue)")
     metrics_port: int = Field(9100, ge=0, le=65535, description="port for /metrics, /healthz, /readyz (0: any free port)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
@@ -39,6 +53,20 @@ class WorkerSettings(WorkfleetSettings):
         if not isinstance(value, bool) and text.isdigit() and 1 <= int(text) <= 1000:
             return int(text)
         raise ValueError("expected a number from 1 to 1000, or auto")
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _retry_delays_is_a_ladder(cls, value: str) -> str:
+        try:
+            return str(RetryLadder.parse(value))
+        except LadderError as error:
+            raise ValueError(str(error)) from None
+
+    def retry_ladder(self) -> RetryLadder:
+        return RetryLadder.parse(self.retry_delays)
+
+    def time_limits(self) -> TimeLimits:
+        return TimeLimits(self.task_timeout, self.task_timeout_grace)
 
     def prefetch_setting(self) -> PrefetchSetting:
         return PrefetchSetting(fixed=None if self.prefetch == "auto" else self.prefetch,

@@ -2,7 +2,9 @@
 
 Settling order is what keeps messages safe: a retry or dead-letter copy is published on a
 confirm-mode channel and confirmed first, and only then is the original acked. A crash in between
-leaves a duplicate, never a loss.
+leaves a duplicate, never a loss. A retry copy goes to the retry queue of its delay (the broker
+returns it to the work queue when the delay is over), or straight to the work queue for a delay
+of 0.
 
 Acks of short tasks go out together, as one basic.ack with multiple=True: at these rates each ack
 costs more than the task (a frame, a write and a poll), and the broker refills the buffer from
@@ -25,6 +27,7 @@ import pika.exceptions
 from workfleet_common import envelope
 from workfleet_common.amqp import persistent_copy
 from workfleet_common.logs import DELIVERY_EVENT
+from workfleet_common.retry_ladder import RetryLadder
 from workfleet_common.topology import Topology
 from workfleet_worker.decisions import Action, Decision, Reason
 from workfleet_worker.inflight import Delivery, InFlight
@@ -47,10 +50,12 @@ class Settler:
     """Settles one session's deliveries on its consuming channel. Not thread-safe: the thread
     driving the connection calls it (the main thread, or the keeper while a task runs long)."""
 
-    def __init__(self, channel, publisher, topology: Topology, inflight: InFlight, metrics: WorkerMetrics):
+    def __init__(self, channel, publisher, topology: Topology, ladder: RetryLadder, inflight: InFlight,
+                 metrics: WorkerMetrics):
         self._channel = channel
         self._publisher = publisher  # in confirm mode
         self._topology = topology
+        self._ladder = ladder
         self._inflight = inflight
         self._metrics = metrics
         self._unsent_acks: list[Outcome] = []
@@ -99,6 +104,11 @@ class Settler:
             extra={"message_id": delivery.name, "attempt": delivery.attempt},
         )
 
+    def report_hard_timeout(self, delivery: Delivery, elapsed_s: float) -> None:
+        """The outcome line of a task the worker ends itself for at its hard time limit; the
+        message is not settled: the broker redelivers it."""
+        self._log_line(delivery, "timeout", elapsed_s, error="TaskTimeout: the task ran past its hard time limit")
+
     def _store_copy(self, delivery: Delivery, decision: Decision, error: str | None) -> bool:
         """Publish the retry or dead-letter copy and wait for its confirm.
 
@@ -107,8 +117,10 @@ class Settler:
         if decision.action is Action.ACK:
             return True
         if decision.action is Action.RETRY:
-            exchange, routing_key = "", self._topology.queue
-            headers = retry_headers(delivery, error)
+            delay_ms = self._ladder.delay_after(delivery.attempt)
+            exchange = ""
+            routing_key = self._topology.retry_queue(delay_ms) if delay_ms else self._topology.queue
+            headers = retry_headers(delivery, error, delay_ms)
         else:
             exchange, routing_key = self._topology.dead_letter_exchange, self._topology.dead_letter_routing_key
             headers = dead_letter_headers(delivery, decision, error)
@@ -133,29 +145,37 @@ class Settler:
             self._metrics.dead_lettered[decision.reason].inc()
 
     def _log_outcome(self, outcome: Outcome) -> None:
-        action, delivery = outcome.decision.action.value, outcome.delivery
+        decision = outcome.decision
+        self._log_line(outcome.delivery, decision.action.value, outcome.duration_s,
+                       reason=decision.reason.value if decision.reason else None, error=outcome.error)
+
+    def _log_line(self, delivery: Delivery, outcome: str, duration_s: float, reason: str | None = None,
+                  error: str | None = None) -> None:
         fields = {
             "event": DELIVERY_EVENT,
             "queue": self._topology.queue,
             "message_id": delivery.name,
             "attempt": delivery.attempt,
-            "outcome": action,
-            "duration_s": round(outcome.duration_s, 6),
+            "outcome": outcome,
+            "duration_s": round(duration_s, 6),
             "redelivered": delivery.redelivered,
         }
-        if outcome.decision.reason is not None:
-            fields["reason"] = outcome.decision.reason.value
-        if outcome.error is not None:
-            fields["error"] = outcome.error
-        LOGGER.info("delivery %s", action, extra=fields)
+        if reason is not None:
+            fields["reason"] = reason
+        if error is not None:
+            fields["error"] = error
+        LOGGER.info("delivery %s", outcome, extra=fields)
 
 
-def retry_headers(delivery: Delivery, error: str | None) -> dict:
+def retry_headers(delivery: Delivery, error: str | None, delay_ms: int = 0) -> dict:
     """The headers of the copy that carries a failed attempt's history to the next attempt."""
     headers = dict(delivery.properties.headers or {})
-    # The broker's own count belongs to the delivery, not to the copy.
-    headers.pop(envelope.BROKER_DELIVERY_COUNT_HEADER, None)
+    # The broker's own count belongs to the delivery, not to the copy, and its dead-lettering
+    # history (from the retry queues) is told by the attempt headers already.
+    for name in envelope.BROKER_HEADERS:
+        headers.pop(name, None)
     headers[envelope.ATTEMPTS_HEADER] = delivery.attempt
+    headers[envelope.RETRY_DELAY_HEADER] = delay_ms
     headers[envelope.ERROR_HEADER] = error or ""
     headers.setdefault(envelope.FIRST_FAILED_AT_HEADER, int(time.time()))
     headers[envelope.FAILED_AT_HEADER] = int(time.time())
@@ -164,6 +184,7 @@ def retry_headers(delivery: Delivery, error: str | None) -> dict:
 
 def dead_letter_headers(delivery: Delivery, decision: Decision, error: str | None) -> dict:
     headers = retry_headers(delivery, error)
+    del headers[envelope.RETRY_DELAY_HEADER]  # no attempt follows
     if decision.reason is Reason.MALFORMED:
         headers[envelope.ATTEMPTS_HEADER] = delivery.attempts_before
     headers[envelope.REASON_HEADER] = decision.reason.value

@@ -98,6 +98,17 @@ capabilities:
   drop: [ALL]
 {{- end }}
 
+{{/* How long a task may hold its message, in whole seconds: the hard time limit (worker.taskTimeoutSeconds
+plus its grace) when there is one, else rabbitmq.longestTaskSeconds. The consumer timeout, the
+termination grace period, the forgotten-ack window and the long-task alert all follow it. */}}
+{{- define "workfleet.longestTaskSeconds" -}}
+{{- with .Values.worker.taskTimeoutSeconds -}}
+{{- ceil (addf . $.Values.worker.taskTimeoutGraceSeconds) | int -}}
+{{- else -}}
+{{- .Values.rabbitmq.longestTaskSeconds | int -}}
+{{- end -}}
+{{- end }}
+
 {{/* The label that lets a pod of the release's namespace publish to the broker (see networkPolicy). */}}
 {{- define "workfleet.clientLabel" -}}
 workfleet.dev/broker-client: {{ include "workfleet.fullname" . | quote }}

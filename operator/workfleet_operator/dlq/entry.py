@@ -18,14 +18,8 @@ FAILURE_HEADERS = (
     envelope.ERROR_HEADER,
     envelope.FAILED_AT_HEADER,
     envelope.FIRST_FAILED_AT_HEADER,
-    envelope.BROKER_DELIVERY_COUNT_HEADER,
-    "x-death",
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
-    "x-last-death-exchange",
-    "x-last-death-queue",
-    "x-last-death-reason",
+    envelope.RETRY_DELAY_HEADER,
+    *envelope.BROKER_HEADERS,
 )
 
 
@@ -66,7 +60,19 @@ def requeue_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
 def _reason(headers: dict[str, Any]) -> str:
     """The worker's reason; else the broker's own (a message the broker dead-lettered
     itself, such as `delivery_limit` for a task that kept killing its worker)."""
-    return _text(headers.get(envelope.REASON_HEADER)) or _text(headers.get("x-first-death-reason")) or "unknown"
+    return _text(headers.get(envelope.REASON_HEADER)) or _broker_reason(headers) or "unknown"
+
+
+def _broker_reason(headers: dict[str, Any]) -> str:
+    """Why the broker dead-lettered it last. x-last-death-reason exists from RabbitMQ 3.13; before,
+    the newest x-death entry comes first. Not x-first-death-reason: a message that waited in a
+    retry queue died there first, of `expired`."""
+    if "x-last-death-reason" in headers:
+        return _text(headers["x-last-death-reason"])
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return _text(deaths[0].get("reason"))
+    return _text(headers.get("x-first-death-reason"))
 
 
 def _text(value: Any) -> str:

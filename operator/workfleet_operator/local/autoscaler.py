@@ -18,7 +18,8 @@ import aiohttp
 from workfleet_operator.local.worker_processes import WorkerProcesses
 from workfleet_operator.scaling.policy import Decision, Observation, Policy, Recommendation, decide, prune_history
 from workfleet_operator.scaling.rates import Rates, RateWindow, observe_queue
-from workfleet_operator.stats.management import Credentials, ManagementClient, QueueStats, StatsError, queue_in
+from workfleet_operator.stats.management import (Credentials, ManagementClient, QueueStats, StatsError, queue_in,
+                                                  waiting_to_retry)
 from workfleet_operator.stats.ready_probe import ReadyProbe
 from workfleet_operator.stats.sampler import VhostSampler
 
@@ -45,6 +46,7 @@ class Step:
     busy: int  # workers holding messages
     running: int  # workers alive and not stopping, after the decision was acted on
     dead_letters: int | None  # messages in <queue>.dlq
+    waiting_to_retry: dict[str, int]  # messages in <queue>.retry.<delay>, by delay
 
     @property
     def changed(self) -> bool:
@@ -86,7 +88,7 @@ class LocalAutoscaler:
 
     async def poll(self, sampler: VhostSampler, due_ms: int) -> Step:
         now = time.monotonic()
-        stats, error, dead_letters = await self._read_stats(sampler, due_ms)
+        stats, error, dead_letters, waiting = await self._read_stats(sampler, due_ms)
         holdings = await asyncio.to_thread(self.workers.holdings)
         busy = sum(1 for held in holdings.values() if held > 0)
         observation = dataclasses.replace(self._observe(now, stats), pods_holding_unacked=busy)
@@ -96,22 +98,25 @@ class LocalAutoscaler:
             self._history = prune_history(now, self._history, self.policy) + (Recommendation(now, decision.recommendation),)
         await asyncio.to_thread(self.workers.reconcile, decision.desired)
         return Step(now, current, decision, stats, error, self._rates.rates() if stats else None, busy,
-                    len(self.workers.running), dead_letters)
+                    len(self.workers.running), dead_letters, waiting)
 
-    async def _read_stats(self, sampler: VhostSampler, due_ms: int) -> tuple[QueueStats | None, StatsError | None, int | None]:
-        """The work queue's stats or why they are missing, and the dead-letter queue's depth."""
-        dead_letters = None
+    async def _read_stats(self, sampler: VhostSampler, due_ms: int
+                          ) -> tuple[QueueStats | None, StatsError | None, int | None, dict[str, int]]:
+        """The work queue's stats or why they are missing, the dead-letter queue's depth, and the
+        retry queues'."""
+        dead_letters, waiting = None, {}
         try:
             queues = await sampler.sample(due_ms, self.queue)
+            waiting = waiting_to_retry(queues, self.queue)
             dead_letter_stats = queues.get(f"{self.queue}.dlq")
             if isinstance(dead_letter_stats, QueueStats):
                 dead_letters = dead_letter_stats.ready + dead_letter_stats.unacked
             stats = queue_in(queues, self.queue, self.broker.vhost)
         except StatsError as error:
             self._failed_polls += 1
-            return None, error, dead_letters
+            return None, error, dead_letters, waiting
         self._failed_polls = 0
-        return stats, None, dead_letters
+        return stats, None, dead_letters, waiting
 
     def _observe(self, now: float, stats: QueueStats | None) -> Observation:
         if stats is None:

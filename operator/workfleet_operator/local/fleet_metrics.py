@@ -51,6 +51,7 @@ class FleetMetrics:
             metrics.observe_counters(labels, step.stats.counters)
             metrics.observe_rates(labels, step.rates)
             metrics.last_good_poll.labels(*labels).set(time.time())
+        metrics.observe_waiting_to_retry(labels, step.waiting_to_retry)
         metrics.desired.labels(*labels).set(step.decision.desired)
         metrics.current.labels(*labels).set(step.decision.desired)
         if step.changed:

@@ -27,6 +27,7 @@ from workfleet_common.amqp import connection_parameters
 from workfleet_common.logs import read_delivery_outcomes
 from workfleet_common.topology import Topology
 from workfleet_operator.local.autoscaler import Broker, LocalAutoscaler, Step
+from workfleet_operator.local.broker_policy import PolicyRefused, apply_work_queue_policy
 from workfleet_operator.local.fleet_metrics import FleetMetrics
 from workfleet_operator.local.fleet_view import FleetRecord, PlainView, choose_view
 from workfleet_operator.local.prometheus import LocalPrometheus, PrometheusUnavailable, prometheus_binary
@@ -142,6 +143,11 @@ def _run(args) -> int:
         topology = Topology(args.queue)
         with pika.BlockingConnection(connection_parameters(broker.amqp_url, "workfleet-up")) as connection:
             topology.declare(connection.channel())
+        try:
+            policy_line = (f"policy   {apply_work_queue_policy(broker, topology)['name']} on queue {args.queue!r}: "
+                           f"the broker's own dead-lettering is at least once")
+        except PolicyRefused as error:
+            policy_line = f"policy   not applied: {error}; the delivery limit's dead-lettering stays at most once"
 
         worker_args = [*(["--task", args.task] if args.task else []), "--queue", args.queue,
                        *[arg for arg in args.worker_args if arg != "--"]]
@@ -157,6 +163,7 @@ def _run(args) -> int:
             prometheus = stack.enter_context(LocalPrometheus(folder / "prometheus", args.queue, metrics.port,
                                                              metrics.targets_file, node.prometheus_port if node else None))
             say(f"prometheus {prometheus.url}, scraping the fleet, with the chart's {prometheus.rule_count} alert rules")
+        say(policy_line)
         record = FleetRecord()
         autoscaler = LocalAutoscaler(broker, args.queue, policy, workers, args.poll_seconds)
         demo = DemoRun(args, broker.amqp_url, workers, record) if args.demo else None

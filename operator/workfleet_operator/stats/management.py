@@ -139,6 +139,14 @@ def queue_in(queues: dict[str, "QueueStats | StatsError"], queue: str, vhost: st
     return stats
 
 
+def waiting_to_retry(queues: dict[str, "QueueStats | StatsError"], queue: str) -> dict[str, int]:
+    """Messages in the work queue's retry queues, by delay ('10s'), from the same read. They wait
+    on purpose, so they are not backlog: no worker can run them before their delay is over."""
+    prefix = f"{queue}.retry."
+    return {name[len(prefix):]: stats.ready + stats.unacked for name, stats in queues.items()
+            if name.startswith(prefix) and isinstance(stats, QueueStats)}
+
+
 def _count(item: dict, key: str) -> int | None:
     value = item.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
