@@ -95,5 +95,10 @@ def test_each_user_can_do_its_job_and_no_more(own_broker, queue_name, workers):
     assert queue_depth(own_broker.amqp_url, queue_name)[0] == 0
     # The broker accepted the policy and applies it to the work queue only.
     queues = {queue["name"]: queue for queue in management(own_broker, "/api/queues/%2F", "guest", "guest")}
-    assert queues[queue_name]["effective_policy_definition"] == {"consumer-timeout": 1_860_000}
+    assert queues[queue_name]["effective_policy_definition"] == {
+        "consumer-timeout": 1_860_000, "delivery-limit": 20, "dead-letter-strategy": "at-least-once",
+        "overflow": "reject-publish"}
     assert not queues[f"{queue_name}.dlq"].get("effective_policy_definition")
+    # The workers declared their retry queues, which the policy leaves alone.
+    assert queues[f"{queue_name}.retry.100ms"]["arguments"]["x-dead-letter-strategy"] == "at-least-once"
+    assert not queues[f"{queue_name}.retry.100ms"].get("effective_policy_definition")
