@@ -5,7 +5,10 @@ loop; while a task runs long, a ConnectionKeeper drives the connection so heartb
 keep flowing (see keeper.py). pika callbacks only record what arrived.
 
 What happens after a task (the retry or dead-letter copy, the ack, the outcome line) is
-settling.py's.
+settling.py's; when its acks go out is decided here. Acks of short tasks go out together, after a
+quarter of the prefetch has finished or when nothing is left to run; a task of a millisecond or
+more has the keeper send the acks of the tasks before it while it runs, so that I/O overlaps work.
+Acks never wait for a long task: the keeper sends them when a task passes the budget.
 
 With `--prefetch auto` the prefetch follows the tasks' durations (prefetch.py). RabbitMQ applies
 a prefetch only to consumers started after it, so a new prefetch means a new consumer. When a task
@@ -45,6 +48,8 @@ EVENTS_POLL_S = 0.5
 # RabbitMQ 4.2), so a message that has been returned this often runs here instead: hand-backs
 # alone can never dead-letter it.
 HAND_BACK_BELOW_DELIVERY_COUNT = DELIVERY_LIMIT // 2
+# A task at least this long pays for waking the keeper's thread to send acks during it.
+OVERLAP_AFTER_S = 0.001
 
 
 class ChannelLost(pika.exceptions.AMQPChannelError):
@@ -76,6 +81,8 @@ class ConsumerSession:
         self._retries = retries
         self._time_limits = time_limits
         self._running: Delivery | None = None  # the delivery whose task runs now
+        self._last_task_s = 0.0
+        self._ack_batch = 1
         self._task = task
         self._inflight = inflight
         self._metrics = metrics
@@ -190,7 +197,7 @@ class ConsumerSession:
         if previous is not None:
             self._cancel(previous)
         # A quarter of the prefetch: the broker refills the buffer while the rest of it runs.
-        self._settler.ack_batch = max(1, prefetch // 4)
+        self._ack_batch = max(1, prefetch // 4)
         LOGGER.debug("prefetch set", extra={"prefetch": prefetch})
 
     def _cancel(self, consumer_tag: str) -> None:
@@ -244,13 +251,16 @@ class ConsumerSession:
             )
         except envelope.MalformedMessage as error:
             self._settler.settle(delivery, decisions.for_malformed(), str(error), duration_s=0.0)
+            self._send_acks_when_due()
             return
         delivery.attempts_before = message.attempts_before
         delivery.started_at = time.monotonic()
         self._running = delivery
-        with self._keeper.lent(self._hand_back_after(), self._time_limits.hard_s):
+        send_acks = self._settler.flush if self._settler.unsent and self._last_task_s >= OVERLAP_AFTER_S else None
+        with self._keeper.lent(self._hand_back_after(), self._time_limits.hard_s, during_task=send_acks):
             result = run_task(self._task, message.body, message.headers, self._time_limits.soft_s)
         self._running = None
+        self._last_task_s = result.duration_s
         delivery.finished = True
         if self._keeper.failure is not None:
             raise self._keeper.failure  # the session reports the delivery as a late ack
@@ -284,6 +294,13 @@ class ConsumerSession:
             self._metrics.timeouts.inc()
         self._metrics.task_duration[decision.action].observe(result.duration_s)
         self._settler.settle(delivery, decision, error, result.duration_s)
+        self._send_acks_when_due()
+
+    def _send_acks_when_due(self) -> None:
+        """After a quarter of the prefetch, unless the next task is long enough to send them."""
+        next_task_sends = bool(self._arrived) and self._last_task_s >= OVERLAP_AFTER_S
+        if self._settler.unsent >= self._ack_batch and not next_task_sends:
+            self._settler.flush()
 
     def _release_unsettled(self) -> None:
         """After the session: the broker has requeued all it still held.

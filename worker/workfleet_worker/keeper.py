@@ -7,7 +7,9 @@ somebody drives it, so once a task has run for KEEP_AFTER_S this keeper drives i
 until the task returns. One thread drives the connection at a time: the main thread
 lends it for the task (`lent`) and takes it back afterwards, under `_driving`.
 
-Short tasks never wake this thread; a long task costs two thread switches.
+Short tasks never wake this thread; a long task costs two thread switches. A task of a millisecond
+or more may also be given I/O to do while it runs (`during_task`: the acks of the tasks before
+it), so that I/O overlaps the task instead of coming between tasks.
 A consumer that holds deliveries ahead of the task (adaptive prefetch) asks to hear of a long task
 sooner, at its buffer's time budget, so it can hand the buffer back (`on_long_task`). A task past
 its hard time limit is reported to `on_hard_limit`, which ends the process (time_limits.py).
@@ -48,6 +50,8 @@ class ConnectionKeeper:
         self._task_started_at: float | None = None
         self._keeper_driving = False
         self._closed = threading.Event()
+        self._wake = threading.Event()
+        self._during_task: Callable[[], None] | None = None
         # What the connection raised while this keeper drove it; the main thread
         # raises it once the task has returned.
         self.failure: Exception | None = None
@@ -55,13 +59,19 @@ class ConnectionKeeper:
         self._thread.start()
 
     @contextlib.contextmanager
-    def lent(self, long_after_s: float = KEEP_AFTER_S, hard_limit_s: float | None = None) -> Iterator[None]:
+    def lent(self, long_after_s: float = KEEP_AFTER_S, hard_limit_s: float | None = None,
+             during_task: Callable[[], None] | None = None) -> Iterator[None]:
         """Run the body (one task) while the keeper may drive the connection, from when the
-        task has run long_after_s (at most KEEP_AFTER_S, for the heartbeats)."""
+        task has run long_after_s (at most KEEP_AFTER_S, for the heartbeats). `during_task` is
+        called on the keeper's thread, with the connection in hand, as soon as it can while the
+        task runs; if the task ends first, it may run during a later task, or not at all."""
         self._long_after_s = min(long_after_s, KEEP_AFTER_S)
         self._hard_limit_s = hard_limit_s
         self._task_started_at = time.monotonic()
         self._driving.release()
+        if during_task is not None:
+            self._during_task = during_task
+            self._wake.set()
         try:
             yield
         finally:
@@ -73,10 +83,16 @@ class ConnectionKeeper:
     def close(self) -> None:
         """Stop the keeper; call it from the main thread, outside `lent`."""
         self._closed.set()
+        self._wake.set()
         self._thread.join(timeout=self._check_every_s * 4)
 
     def _run(self) -> None:
-        while not self._closed.wait(self._check_every_s):
+        while not self._closed.is_set():
+            self._wake.wait(self._check_every_s)
+            self._wake.clear()
+            if self._closed.is_set():
+                return
+            self._run_during_task()
             if not self._task_is_long():
                 continue
             self._check_hard_limit(self._task_started_at)  # also when the connection has failed
@@ -87,6 +103,19 @@ class ConnectionKeeper:
                     self._drive_until_task_returns()
             finally:
                 self._driving.release()
+
+    def _run_during_task(self) -> None:
+        work, self._during_task = self._during_task, None
+        if work is None or not self._driving.acquire(timeout=self._check_every_s):
+            return  # nothing asked, or the main thread kept the connection (the task ended)
+        try:
+            if self._task_started_at is not None and self.failure is None:
+                work()
+        except Exception as error:  # noqa: BLE001 - handed to the main thread as it is
+            LOGGER.warning("connection failed during a task", extra={"error": repr(error)})
+            self.failure = error
+        finally:
+            self._driving.release()
 
     def _task_is_long(self) -> bool:
         started = self._task_started_at

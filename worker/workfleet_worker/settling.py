@@ -6,12 +6,11 @@ leaves a duplicate, never a loss. A retry copy goes to the retry queue of its de
 returns it to the work queue when the delay is over), or straight to the work queue for a delay
 of 0.
 
-Acks of short tasks go out together, as one basic.ack with multiple=True: at these rates each ack
-costs more than the task (a frame, a write and a poll), and the broker refills the buffer from
-any ack. An ack waits at most until the buffer runs dry, `ack_batch` tasks have finished, or the
-running task turns out long (the keeper calls `flush`). Each outcome line is written once its
-ack is sent, as before. A crash before then redelivers the finished tasks: at-least-once, as a
-crash between a task and its ack always did.
+Acks can go out together, as one basic.ack with multiple=True: for short tasks each ack costs
+more than the task (a frame, a write and a poll), and the broker refills the buffer from any ack.
+`settle` leaves the ack unsent; the consumer decides when to `flush` (consumer.py). Each outcome
+line is written once its ack is sent. A crash before then redelivers the finished tasks:
+at-least-once, as a crash between a task and its ack always did.
 
 Deliveries reach the buffer in delivery-tag order and run in that order, so when the newest
 finished one is acked with multiple=True, every older tag on the channel is settled already
@@ -59,10 +58,10 @@ class Settler:
         self._inflight = inflight
         self._metrics = metrics
         self._unsent_acks: list[Outcome] = []
-        self.ack_batch = 1
 
     def settle(self, delivery: Delivery, decision: Decision, error: str | None, duration_s: float) -> None:
-        """Store the copy the decision asks for, then ack; or requeue if the copy was refused.
+        """Store the copy the decision asks for, and leave the ack to send (`flush`); or requeue if
+        the copy was refused.
 
         Raises pika's errors when the connection fails; the delivery then stays in flight and the
         session reports it as a late ack when it ends.
@@ -72,8 +71,11 @@ class Settler:
             self.requeue(delivery, f"broker refused the {decision.action.value} copy")
             return
         self._unsent_acks.append(Outcome(delivery, decision, error, duration_s))
-        if len(self._unsent_acks) >= self.ack_batch:
-            self.flush()
+
+    @property
+    def unsent(self) -> int:
+        """Deliveries settled but not acked yet."""
+        return len(self._unsent_acks)
 
     def flush(self) -> None:
         """Send the acks that wait, then their outcome lines."""
