@@ -26,7 +26,7 @@ def parse_delay(text: str) -> int:
         raise LadderError(f"{text.strip()!r} is not a delay: use a number with ms, s, m or h, such as 10s, or 0")
     milliseconds = int(match.group(1)) * UNITS_MS[match.group(2) or "ms"]
     if milliseconds > LONGEST_MS:
-        raise LadderError(f"{text.strip()!r} is longer than the longest delay, 168h")
+        raise LadderError(f"{text.strip()!r} is longer than the longest delay, {delay_name(LONGEST_MS)}")
     return milliseconds
 
 

@@ -82,11 +82,13 @@ class Topology:
             return {}
         return {"x-queue-type": self.queue_type}
 
-    def retry_queue(self, delay_ms: int) -> str:
-        return f"{self.queue}.retry.{delay_name(delay_ms)}"
+    @property
+    def retry_queue_prefix(self) -> str:
+        """Every retry queue's name is this followed by its delay's name."""
+        return f"{self.queue}.retry."
 
-    def is_retry_queue(self, name: str) -> bool:
-        return name.startswith(f"{self.queue}.retry.")
+    def retry_queue(self, delay_ms: int) -> str:
+        return self.retry_queue_prefix + delay_name(delay_ms)
 
     def retry_queue_arguments(self, delay_ms: int) -> dict[str, Any]:
         # Quorum whatever the work queue's type: its dead-lettering can be at-least-once (the

@@ -48,7 +48,7 @@ def test_retry_queues_dead_letter_back_into_the_work_queue_at_least_once():
     for topology in (Topology("jobs"), Topology("task_queue", "classic")):
         name = topology.queue
         assert topology.retry_queue(10_000) == f"{name}.retry.10s"
-        assert topology.is_retry_queue(f"{name}.retry.10s") and not topology.is_retry_queue(f"{name}.dlq")
+        assert topology.retry_queue_prefix == f"{name}.retry."
         assert topology.retry_queue_arguments(10_000) == {
             "x-queue-type": "quorum",
             "x-message-ttl": 10_000,

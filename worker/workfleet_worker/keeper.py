@@ -146,8 +146,9 @@ class ConnectionKeeper:
         limit = self._hard_limit_s
         if started is None or limit is None or self._on_hard_limit is None:
             return
-        if time.monotonic() - started >= limit:
-            self._on_hard_limit(time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        if elapsed >= limit:
+            self._on_hard_limit(elapsed)
 
     def _wake_keeper(self) -> None:
         """Make the keeper's process_data_events return now instead of after a step."""

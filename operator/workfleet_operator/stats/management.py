@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from workfleet_common.topology import Topology
 from workfleet_operator.scaling.rates import OPERATIONS, Counters
 
 QUEUE_COLUMNS = ",".join(
@@ -142,7 +143,7 @@ def queue_in(queues: dict[str, "QueueStats | StatsError"], queue: str, vhost: st
 def waiting_to_retry(queues: dict[str, "QueueStats | StatsError"], queue: str) -> dict[str, int]:
     """Messages in the work queue's retry queues, by delay ('10s'), from the same read. They wait
     on purpose, so they are not backlog: no worker can run them before their delay is over."""
-    prefix = f"{queue}.retry."
+    prefix = Topology(queue).retry_queue_prefix
     return {name[len(prefix):]: stats.ready + stats.unacked for name, stats in queues.items()
             if name.startswith(prefix) and isinstance(stats, QueueStats)}
 
