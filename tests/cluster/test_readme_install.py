@@ -1,6 +1,6 @@
 """The README's "Install on a cluster" section, run as written against the control plane,
 with the toolchain's Helm 4 and kubectl first on PATH: install, monitoring on (with
-prometheus-operator's CRDs served), scale, upgrade. Each step is checked by what it made."""
+prometheus-operator's CRDs served), scale, change the retries, upgrade. Each step is checked by what it made."""
 
 import base64
 import json
@@ -45,7 +45,7 @@ def test_readme_values_table_names_real_values():
 
 
 def test_readme_install_scale_and_upgrade_as_written(controlplane, prometheus_operator_crds):
-    install, monitoring, scale, upgrade = blocks("sh")
+    install, monitoring, scale, retries, upgrade = blocks("sh")
     env = dict(os.environ, KUBECONFIG=str(controlplane.kubeconfig), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
 
     def run(block: str) -> None:
@@ -58,6 +58,9 @@ def test_readme_install_scale_and_upgrade_as_written(controlplane, prometheus_op
 
     def passwords() -> dict:
         return get("secret", "workfleet-credentials")["data"]
+
+    def broker_config_checksum() -> str:
+        return get("statefulset", "workfleet-rabbitmq")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
     try:
         run(install)
@@ -78,6 +81,15 @@ def test_readme_install_scale_and_upgrade_as_written(controlplane, prometheus_op
 
         run(scale)
         assert get("workerpool", "workfleet-worker")["spec"]["maxReplicas"] == 30
+
+        broker_checksum = broker_config_checksum()
+        run(retries)
+        [container] = get("deployment", "workfleet-worker")["spec"]["template"]["spec"]["containers"]
+        assert {"name": "WORKFLEET_RETRY_DELAYS", "value": "5s,1m,10m"} in container["env"]
+        definitions = json.loads(get("configmap", "workfleet-rabbitmq")["data"]["definitions.template.json"])
+        [policy] = definitions["policies"]
+        assert policy["definition"]["delivery-limit"] == 5
+        assert broker_config_checksum() != broker_checksum, "the broker's pods restart to load the new definitions"
 
         run(upgrade)
         assert get("workerpool", "workfleet-worker")["spec"]["maxReplicas"] == 30, "--reuse-values keeps it"

@@ -5,6 +5,7 @@ Service address, as the producer user; a Prometheus outside the cluster scrapes 
 
 import base64
 import json
+import shlex
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +16,7 @@ import yaml
 
 from tests.chart.test_render import CHART, MONITORING_API, render
 from tests.cluster.test_monitoring_queries import chart_rules
+from tests.cluster.test_readme_install import blocks as readme_install_blocks
 from tests.support.broker import wait_until
 from tests.support.controlplane import BIN
 from tests.support.monitor_discovery import scrape_configs
@@ -163,12 +165,20 @@ def test_a_deleted_worker_finishes_its_task_and_a_killed_one_is_redelivered(flee
     assert fleet.counter("redeliver") == redelivered + 1
 
 
-def test_the_broker_keeps_confirmed_messages_across_its_pod_being_deleted(fleet):
-    # Nobody consumes meanwhile: the pool paused and its workers scaled to zero.
+def stop_consuming(fleet) -> None:
+    """Pause the pool and scale its workers to zero, so a backlog stays put."""
     fleet.cluster.kubectl("patch", "workerpool", POOL, "-n", NAMESPACE, "--type=merge", "-p", '{"spec": {"paused": true}}')
     fleet.cluster.kubectl("scale", "deployment", POOL, "-n", NAMESPACE, "--replicas=0")
     wait_until(lambda: not worker_pods(fleet) and fleet.queue("tasks")["consumers"] == 0, timeout=180,
                message="no consumers")
+
+
+def resume_consuming(fleet) -> None:
+    fleet.cluster.kubectl("patch", "workerpool", POOL, "-n", NAMESPACE, "--type=merge", "-p", '{"spec": {"paused": false}}')
+
+
+def test_the_broker_keeps_confirmed_messages_across_its_pod_being_deleted(fleet):
+    stop_consuming(fleet)
     claim = fleet.get("pvc")["items"][0]["spec"]["volumeName"]
     fleet.publish(".", count=50)
 
@@ -178,8 +188,42 @@ def test_the_broker_keeps_confirmed_messages_across_its_pod_being_deleted(fleet)
     assert fleet.get("pvc")["items"][0]["spec"]["volumeName"] == claim, "the same volume"
 
     acks = fleet.acks()
-    fleet.cluster.kubectl("patch", "workerpool", POOL, "-n", NAMESPACE, "--type=merge", "-p", '{"spec": {"paused": false}}')
+    resume_consuming(fleet)
     wait_until(lambda: fleet.acks() - acks == 50, timeout=300, message="the operator resumed and the workers drained them")
+
+
+def readme_retries_options() -> list[str]:
+    """The options of the README's `helm upgrade` that changes the retry ladder and the delivery limit."""
+    [block] = [block for block in readme_install_blocks("sh") if "worker.retryDelays" in block]
+    words = shlex.split(block.replace("\\\n", " "))
+    return words[words.index("--reuse-values"):]
+
+
+def test_the_readme_upgrade_of_the_delivery_limit_and_retry_ladder_keeps_the_backlog(fleet):
+    """The README's upgrade of rabbitmq.deliveryLimit and worker.retryDelays, with a backlog waiting.
+    The delivery limit is in the broker's definitions, so the broker's pod restarts to load them
+    (the ConfigMap's checksum is on the pod); the ladder rolls the workers, which declare its retry
+    queues."""
+    stop_consuming(fleet)
+    policy = fleet.queue("tasks")["effective_policy_definition"]
+    assert policy["delivery-limit"] == 20 and policy["dead-letter-strategy"] == "at-least-once", policy
+    broker_pod = fleet.get("pod", "wf-workfleet-rabbitmq-0")["metadata"]["uid"]
+    fleet.publish(".", count=50)
+
+    upgraded = fleet.helm("upgrade", RELEASE, str(CHART), *readme_retries_options(), "--wait", "--timeout=5m")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert fleet.get("pod", "wf-workfleet-rabbitmq-0")["metadata"]["uid"] != broker_pod, "the broker restarted"
+    wait_until(lambda: _messages_or_none(fleet) == 50, timeout=180, message="the 50 confirmed messages back")
+    policy = fleet.queue("tasks")["effective_policy_definition"]
+    assert policy["delivery-limit"] == 5 and policy["dead-letter-strategy"] == "at-least-once", policy
+
+    acks = fleet.acks()
+    resume_consuming(fleet)
+    wait_until(lambda: fleet.acks() - acks == 50, timeout=300, message="the rolled workers drained the backlog")
+    for name, ttl_ms in (("tasks.retry.5s", 5_000), ("tasks.retry.1m", 60_000), ("tasks.retry.10m", 600_000)):
+        arguments = fleet.queue(name)["arguments"]
+        assert arguments["x-message-ttl"] == ttl_ms and arguments["x-dead-letter-routing-key"] == "tasks", arguments
+    assert fleet.queue("tasks.dlq")["messages"] == 0
 
 
 def _messages_or_none(fleet) -> int | None:
