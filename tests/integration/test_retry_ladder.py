@@ -5,6 +5,8 @@ workers' own outcome lines (their timestamps, and the attempt each line is for).
 import time
 from datetime import datetime
 
+import pika
+
 from tests.support.broker import declare, publish, queue_depth, wait_until
 from tests.support.ledger import wait_for_ledger
 from workfleet_common.logs import read_delivery_outcomes
@@ -127,3 +129,26 @@ def test_a_new_ladder_takes_effect_on_restart_and_messages_waiting_on_the_old_on
         assert_waits(attempts[message_id], [6])
     for message_id in second_ids:
         assert_waits(attempts[message_id], [1])
+
+
+def test_a_retry_or_dead_letter_queue_deleted_under_a_running_worker_is_declared_again(broker, queue_name, workers):
+    """The README says a retry queue no delay uses can be deleted; one still in use deleted by
+    mistake, and the dead-letter queue, are declared again by the worker when a copy finds no
+    queue, and the copy goes there: each message runs once per attempt, none is handed back."""
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    worker = workers(broker.amqp_url, "--queue", queue_name, "--task", "tests.support.tasks:fail_first",
+                     "--retry-delays", "1s", "--max-attempts", "3")
+    worker.wait_ready()
+    with pika.BlockingConnection(pika.URLParameters(broker.amqp_url)) as connection:
+        channel = connection.channel()
+        channel.queue_delete(topology.retry_queue(1000))
+        channel.queue_delete(topology.dead_letter_queue)
+
+    ids, confirmed = publish(broker.amqp_url, queue_name, ["fail 1", "fail always"])
+    ledger = wait_for_ledger(ids, confirmed, [worker], timeout=60)
+    ledger.assert_final(broker.amqp_url, topology, dead_lettered={ids[1]}, max_executions=3)
+    attempts = attempts_by_id([worker])
+    assert [line["outcome"] for line in attempts[ids[0]]] == ["retried", "acked"]
+    assert [line["outcome"] for line in attempts[ids[1]]] == ["retried", "retried", "dead_lettered"]
+    assert worker.metric("workfleet_worker_messages_requeued_total") == 0

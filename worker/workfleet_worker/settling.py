@@ -114,10 +114,11 @@ class Settler:
     def _store_copy(self, delivery: Delivery, decision: Decision, error: str | None) -> bool:
         """Publish the retry or dead-letter copy and wait for its confirm.
 
-        False when the broker refused it (nack, or unroutable because a queue is gone).
+        False when the broker refused it (nack, or no queue took it even after declaring them again).
         """
         if decision.action is Action.ACK:
             return True
+        delay_ms = 0
         if decision.action is Action.RETRY:
             delay_ms = self._ladder.delay_after(delivery.attempt)
             exchange = ""
@@ -128,7 +129,7 @@ class Settler:
             headers = dead_letter_headers(delivery, decision, error)
         properties = persistent_copy(delivery.properties, headers)
         try:
-            self._publisher.basic_publish(exchange, routing_key, delivery.body, properties, mandatory=True)
+            self._publish_copy(exchange, routing_key, delivery, properties, delay_ms)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as refused:
             LOGGER.error(
                 "broker refused the %s copy; requeueing the original",
@@ -137,6 +138,18 @@ class Settler:
             )
             return False
         return True
+
+    def _publish_copy(self, exchange: str, routing_key: str, delivery: Delivery, properties, delay_ms: int) -> None:
+        """Publish a copy, mandatory, and wait for its confirm. A copy no queue takes found its queue
+        deleted since the session declared it (a retry queue taken for unused, say): declare the
+        topology again, as the next session would, and publish once more."""
+        try:
+            self._publisher.basic_publish(exchange, routing_key, delivery.body, properties, mandatory=True)
+        except pika.exceptions.UnroutableError:
+            LOGGER.warning("no queue took the copy; declaring the topology again",
+                           extra={"message_id": delivery.name, "routing_key": routing_key})
+            self._topology.declare(self._publisher, [delay_ms] if delay_ms else [])
+            self._publisher.basic_publish(exchange, routing_key, delivery.body, properties, mandatory=True)
 
     def _count(self, decision: Decision) -> None:
         if decision.action is Action.ACK:
