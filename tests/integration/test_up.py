@@ -12,11 +12,13 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,6 +29,7 @@ from workfleet_common.logs import read_delivery_outcomes
 from workfleet_common.topology import Topology
 
 DECISION = re.compile(r"workers (\d+) -> (\d+)")
+PRIVATE_BROKER = re.compile(r"broker   private node of .* on (amqp://\S+)\r?\n")
 
 
 def marked_env(**extra: str) -> tuple[dict[str, str], str]:
@@ -152,6 +155,66 @@ def test_ctrl_c_mid_burst_stops_within_the_grace_period_and_loses_nothing(broker
     done = acked_ids(tmp_path)
     assert confirmed <= done | left, f"lost: {confirmed - done - left}"
     assert left, "stopped mid-burst, with work left in the queue"
+
+
+class TerminalJob:
+    """A command run as a shell runs a job on a terminal: a process group of its own (the shell's
+    job), its output on a pseudo-terminal that the test reads as it comes."""
+
+    def __init__(self, args: list[str], env: dict[str, str]):
+        self.controller, terminal = os.openpty()
+        self.process = subprocess.Popen(args, env=dict(env, TERM="xterm-256color"), stdin=subprocess.DEVNULL,
+                                        stdout=terminal, stderr=terminal, start_new_session=True)
+        os.close(terminal)
+        self.output = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.controller, 65536)
+            except OSError:  # the terminal closed, or the job's end of it gone
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    def ctrl_c(self) -> None:
+        """What the terminal does on Ctrl-C: SIGINT to the foreground job's whole process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+
+    def close_terminal(self) -> None:
+        """What a closed terminal window does: the terminal is gone, and the shell sends its jobs SIGHUP."""
+        os.close(self.controller)
+        os.killpg(self.process.pid, signal.SIGHUP)
+
+
+@pytest.mark.parametrize("stop_by", ["ctrl_c", "close_terminal"])
+def test_ctrl_c_or_a_closed_terminal_drains_the_workers_and_leaves_nothing_behind(stop_by, tmp_path):
+    """`up` with its private broker, as a job on a terminal, stopped mid-burst by the terminal's
+    Ctrl-C (to the whole process group) or by closing the terminal (SIGHUP, and output that can no
+    longer be written). Either way every worker gets one SIGTERM and drains, finishing its task,
+    and no process of the run is left: workers, broker, epmd."""
+    env, marker = marked_env(WORKFLEET_DOT_SECONDS="1")
+    job = TerminalJob([sys.executable, "-m", "workfleet_operator.cli", "up", "--min", "0", "--max", "3",
+                       "--grace-seconds", "20", "--logs", str(tmp_path)], env)
+    try:
+        wait_until(lambda: b"\nfleet " in job.output, timeout=120, message="the queue declared")
+        amqp_url = PRIVATE_BROKER.search(job.output.decode(errors="replace")).group(1)
+        ids, confirmed = publish(amqp_url, "tasks", ["..."] * 30)
+        assert len(confirmed) == 30
+        wait_until(lambda: len(worker_pids(marker)) == 3, timeout=120, message="three workers")
+        wait_until(lambda: acked_ids(tmp_path), timeout=60, message="some tasks done")
+        getattr(job, stop_by)()
+        assert job.process.wait(60) == 0, job.output.decode(errors="replace")
+    finally:
+        stop(job.process)
+    assert processes_with(marker) == []
+    logs = [log.read_text() for log in tmp_path.glob("worker-*.log")]
+    assert len(logs) == 3
+    for log in logs:
+        assert log.count("SIGTERM received: draining") == 1 and "exiting now" not in log, log
 
 
 def acked_ids(folder: Path) -> set[str]:

@@ -93,7 +93,8 @@ class LocalPrometheus:
             self.process = subprocess.Popen(
                 [str(self.binary), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.folder / 'data'}",
                  f"--web.listen-address=127.0.0.1:{self.port}"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)  # the terminal's signals are for `up`, which stops it
         try:
             self._wait_ready()
         except BaseException:

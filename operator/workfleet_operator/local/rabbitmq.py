@@ -186,6 +186,7 @@ class RabbitNode:
                 [EPMD, "-port", str(self.epmd_port)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                start_new_session=True,  # as the node: a Ctrl-C at the terminal is for the caller, which stops both
                 **self._as_service_user(),
             )
         with open(self.dir / "log" / "console.log", "ab") as console:

@@ -6,14 +6,14 @@ terminal or as one line per scaling decision elsewhere (fleet_view.py), with the
 served and the workers' listed for Prometheus (fleet_metrics.py); `--prometheus` also runs one with
 the chart's alert rules (prometheus.py). `--demo` also publishes a burst of tutorial tasks, lets the
 fleet scale up, drain and scale back down, prints a summary and exits 0 only if nothing was lost.
-Ctrl-C (or SIGTERM) stops everything: the workers finish their tasks first.
+Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stops everything: the workers finish their tasks
+first (stop_signals.py).
 """
 
 import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +33,7 @@ from workfleet_operator.local.fleet_view import FleetRecord, PlainView, choose_v
 from workfleet_operator.local.prometheus import LocalPrometheus, PrometheusUnavailable, prometheus_binary
 from workfleet_operator.local.rabbitmq import RabbitNode
 from workfleet_operator.local.rabbitmq_install import describe
+from workfleet_operator.local.stop_signals import Terminal, interrupt_on_stop_signals, stop_loop_on_stop_signals
 from workfleet_operator.local.worker_processes import WorkerProcesses
 from workfleet_operator.scaling.policy import Mode, Policy
 from workfleet_operator.stats.management import Credentials
@@ -121,14 +122,19 @@ def say(text: str) -> None:
 
 
 def run(args) -> int:
+    terminal = Terminal()
+    interrupt_on_stop_signals(terminal)
     try:
-        return _run(args)
+        return _run(args, terminal)
     except PrometheusUnavailable as error:
         print(f"workfleet up: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # stopped before the fleet ran, or a second Ctrl-C while stopping
+        print("workfleet up: interrupted", file=sys.stderr)
+        return 130
 
 
-def _run(args) -> int:
+def _run(args, terminal: Terminal) -> int:
     with contextlib.ExitStack() as stack:
         if args.logs:
             args.logs.mkdir(parents=True, exist_ok=True)
@@ -173,8 +179,9 @@ def _run(args) -> int:
                     metrics.record(step, workers)
                     view.step(step)
 
-                outcome = asyncio.run(_run_fleet(args, autoscaler, workers, view, on_step, demo))
+                outcome = asyncio.run(_run_fleet(args, autoscaler, workers, view, on_step, demo, terminal))
         finally:
+            interrupt_on_stop_signals(terminal, stopping=True)
             workers.stop_all(args.grace_seconds)
         for line in demo.summary if demo else ():
             say(line)
@@ -182,11 +189,9 @@ def _run(args) -> int:
 
 
 async def _run_fleet(args, autoscaler: LocalAutoscaler, workers: WorkerProcesses, view: PlainView,
-                     on_step, demo: "DemoRun | None") -> int:
+                     on_step, demo: "DemoRun | None", terminal: Terminal) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop_loop_on_stop_signals(asyncio.get_running_loop(), stop.set, terminal)
     scaling = asyncio.ensure_future(autoscaler.run(stop, on_step))
     chaos = asyncio.ensure_future(_chaos(stop, workers, view)) if args.chaos else None
     status = 0

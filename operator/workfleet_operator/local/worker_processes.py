@@ -113,9 +113,11 @@ class WorkerProcesses:
         log = self.folder / f"{name}.log"
         env = dict(self.env, POD_NAME=name)  # the connection's name, as a pod's is
         with open(log, "ab") as stderr:
+            # A session of its own: a Ctrl-C or hangup at the terminal reaches `up`, which stops the
+            # worker with one SIGTERM (a second signal would make it exit at once; stop_signals.py).
             process = subprocess.Popen(
                 [sys.executable, "-m", "workfleet_worker", "--metrics-port", str(port), *self.worker_args],
-                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
             )
         worker = Worker(name, process, port, log)
         self.workers.append(worker)
