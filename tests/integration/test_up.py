@@ -217,6 +217,22 @@ def test_ctrl_c_or_a_closed_terminal_drains_the_workers_and_leaves_nothing_behin
         assert log.count("SIGTERM received: draining") == 1 and "exiting now" not in log, log
 
 
+def test_a_closed_terminal_while_the_broker_starts_leaves_nothing_behind():
+    """The hangup comes while `up` waits for its private broker to boot: it stops the broker it
+    was starting and exits 130, as for Ctrl-C there."""
+    env, marker = marked_env()
+    job = TerminalJob([sys.executable, "-m", "workfleet_operator.cli", "up"], env)
+    try:
+        wait_until(lambda: any("rabbitmq-server" in line for line in processes_with(marker)), timeout=60,
+                   message="the broker starting")
+        assert b"broker " not in job.output, "still starting"
+        job.close_terminal()
+        assert job.process.wait(60) == 130
+    finally:
+        stop(job.process)
+    assert processes_with(marker) == []
+
+
 def acked_ids(folder: Path) -> set[str]:
     return {line["message_id"] for log in folder.glob("worker-*.log")
             for line in read_delivery_outcomes(log) if line["outcome"] == "acked"}

@@ -274,13 +274,31 @@ class RabbitNode:
     def close(self) -> None:
         """Stop the node and its epmd and remove its folder."""
         self.stop()
+        self._stop_epmd()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _kill_processes(self) -> None:
+        self.kill()
+        self._stop_epmd()
+
+    def _stop_epmd(self) -> None:
         if self._epmd is not None and self._epmd.poll() is None:
             self._epmd.terminate()
             self._epmd.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "RabbitNode":
-        self.start()
+        # Nothing of a node stays running when its start fails or is interrupted (Ctrl-C while it
+        # boots). A booting VM puts SIGTERM off until it has booted, so it is killed: it holds
+        # nothing yet. The folder of a failed one stays, with the log its error points to.
+        try:
+            self.start()
+        except KeyboardInterrupt:
+            self._kill_processes()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        except BaseException:
+            self._kill_processes()
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:
