@@ -233,6 +233,30 @@ def test_a_closed_terminal_while_the_broker_starts_leaves_nothing_behind():
     assert processes_with(marker) == []
 
 
+def test_started_with_nohup_it_runs_on_after_a_hangup(broker, queue_name, tmp_path):
+    """`nohup workfleet up > log &`: SIGHUP ignored from the start, output to a file. The shell's
+    hangup leaves it running, acking tasks published after it, until a SIGTERM stops it."""
+    env, marker = marked_env(WORKFLEET_DOT_SECONDS="0.1")
+    declare(broker.amqp_url, Topology(queue_name))
+    with open(tmp_path / "up.log", "wb") as log:
+        run = subprocess.Popen([sys.executable, "-m", "workfleet_operator.cli", "up", "--amqp-url", broker.amqp_url,
+                                "--management-url", broker.management_url, "--queue", queue_name, "--min", "1",
+                                "--logs", str(tmp_path)], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        wait_until(lambda: len(worker_pids(marker)) == 1, timeout=120, message="a worker")
+        os.killpg(run.pid, signal.SIGHUP)
+        ids, confirmed = publish(broker.amqp_url, queue_name, ["."] * 5)
+        wait_until(lambda: confirmed <= acked_ids(tmp_path), timeout=60, message="the tasks published after the hangup acked")
+        assert run.poll() is None
+        run.terminate()
+        assert run.wait(60) == 0
+    finally:
+        stop(run)
+    assert processes_with(marker) == []
+
+
 def acked_ids(folder: Path) -> set[str]:
     return {line["message_id"] for log in folder.glob("worker-*.log")
             for line in read_delivery_outcomes(log) if line["outcome"] == "acked"}

@@ -33,7 +33,7 @@ from workfleet_operator.local.fleet_view import FleetRecord, PlainView, choose_v
 from workfleet_operator.local.prometheus import LocalPrometheus, PrometheusUnavailable, prometheus_binary
 from workfleet_operator.local.rabbitmq import RabbitNode
 from workfleet_operator.local.rabbitmq_install import describe
-from workfleet_operator.local.stop_signals import Terminal, interrupt_on_stop_signals, stop_loop_on_stop_signals
+from workfleet_operator.local.stop_signals import StopSignals
 from workfleet_operator.local.worker_processes import WorkerProcesses
 from workfleet_operator.scaling.policy import Mode, Policy
 from workfleet_operator.stats.management import Credentials
@@ -122,10 +122,10 @@ def say(text: str) -> None:
 
 
 def run(args) -> int:
-    terminal = Terminal()
-    interrupt_on_stop_signals(terminal)
+    stop_signals = StopSignals()
+    stop_signals.interrupt()
     try:
-        return _run(args, terminal)
+        return _run(args, stop_signals)
     except PrometheusUnavailable as error:
         print(f"workfleet up: {error}", file=sys.stderr)
         return 1
@@ -134,7 +134,7 @@ def run(args) -> int:
         return 130
 
 
-def _run(args, terminal: Terminal) -> int:
+def _run(args, stop_signals: StopSignals) -> int:
     with contextlib.ExitStack() as stack:
         if args.logs:
             args.logs.mkdir(parents=True, exist_ok=True)
@@ -179,9 +179,9 @@ def _run(args, terminal: Terminal) -> int:
                     metrics.record(step, workers)
                     view.step(step)
 
-                outcome = asyncio.run(_run_fleet(args, autoscaler, workers, view, on_step, demo, terminal))
+                outcome = asyncio.run(_run_fleet(args, autoscaler, workers, view, on_step, demo, stop_signals))
         finally:
-            interrupt_on_stop_signals(terminal, stopping=True)
+            stop_signals.interrupt(stopping=True)
             workers.stop_all(args.grace_seconds)
         for line in demo.summary if demo else ():
             say(line)
@@ -189,9 +189,9 @@ def _run(args, terminal: Terminal) -> int:
 
 
 async def _run_fleet(args, autoscaler: LocalAutoscaler, workers: WorkerProcesses, view: PlainView,
-                     on_step, demo: "DemoRun | None", terminal: Terminal) -> int:
+                     on_step, demo: "DemoRun | None", stop_signals: StopSignals) -> int:
     stop = asyncio.Event()
-    stop_loop_on_stop_signals(asyncio.get_running_loop(), stop.set, terminal)
+    stop_signals.stop_loop(asyncio.get_running_loop(), stop.set)
     scaling = asyncio.ensure_future(autoscaler.run(stop, on_step))
     chaos = asyncio.ensure_future(_chaos(stop, workers, view)) if args.chaos else None
     status = 0
