@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 import re
-import select
 import signal
 import struct
 import subprocess
@@ -163,6 +162,7 @@ class TerminalJob:
 
     def __init__(self, args: list[str], env: dict[str, str]):
         self.controller, terminal = os.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 x 40
         self.process = subprocess.Popen(args, env=dict(env, TERM="xterm-256color"), stdin=subprocess.DEVNULL,
                                         stdout=terminal, stderr=terminal, start_new_session=True)
         os.close(terminal)
@@ -179,6 +179,13 @@ class TerminalJob:
             if not chunk:
                 return
             self.output += chunk
+
+    def wait(self, timeout: float) -> int:
+        """The exit status, once the output is all read."""
+        status = self.process.wait(timeout)
+        self._reader.join(30)
+        os.close(self.controller)
+        return status
 
     def ctrl_c(self) -> None:
         """What the terminal does on Ctrl-C: SIGINT to the foreground job's whole process group."""
@@ -263,27 +270,9 @@ def acked_ids(folder: Path) -> set[str]:
 
 
 def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 300) -> tuple[int, str]:
-    """Run a command with a pseudo-terminal (120 x 40) as its stdout and stderr; its exit status and output."""
-    controller, terminal = os.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    process = subprocess.Popen(args, env=dict(env, TERM="xterm-256color"), stdin=subprocess.DEVNULL,
-                               stdout=terminal, stderr=terminal)
-    os.close(terminal)
-    output = bytearray()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if select.select([controller], [], [], 1)[0]:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the other end closed: the process is gone
-                break
-            if not chunk:
-                break
-            output += chunk
-        elif process.poll() is not None:
-            break
-    os.close(controller)
-    return process.wait(30), output.decode(errors="replace")
+    """Run a command with a pseudo-terminal as its stdout and stderr; its exit status and output."""
+    job = TerminalJob(args, env)
+    return job.wait(timeout), job.output.decode(errors="replace")
 
 
 def test_live_view_on_a_terminal_and_plain_lines_elsewhere():

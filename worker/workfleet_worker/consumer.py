@@ -256,7 +256,7 @@ class ConsumerSession:
         delivery.attempts_before = message.attempts_before
         delivery.started_at = time.monotonic()
         self._running = delivery
-        send_acks = self._settler.flush if self._settler.unsent and self._last_task_s >= OVERLAP_AFTER_S else None
+        send_acks = self._settler.flush if self._settler.unsent and self._tasks_overlap_acks else None
         with self._keeper.lent(self._hand_back_after(), self._time_limits.hard_s, during_task=send_acks):
             result = run_task(self._task, message.body, message.headers, self._time_limits.soft_s)
         self._running = None
@@ -298,9 +298,14 @@ class ConsumerSession:
 
     def _send_acks_when_due(self) -> None:
         """After a quarter of the prefetch, unless the next task is long enough to send them."""
-        next_task_sends = bool(self._arrived) and self._last_task_s >= OVERLAP_AFTER_S
+        next_task_sends = bool(self._arrived) and self._tasks_overlap_acks
         if self._settler.unsent >= self._ack_batch and not next_task_sends:
             self._settler.flush()
+
+    @property
+    def _tasks_overlap_acks(self) -> bool:
+        """Judged by the last task: the next one is long enough for the keeper to send acks during it."""
+        return self._last_task_s >= OVERLAP_AFTER_S
 
     def _release_unsettled(self) -> None:
         """After the session: the broker has requeued all it still held.
