@@ -78,11 +78,33 @@ class Settler:
         return len(self._unsent_acks)
 
     def flush(self) -> None:
-        """Send the acks that wait, then their outcome lines."""
+        """Send the acks that wait, then their outcome lines.
+
+        What the broker sent is read first, so that a connection that failed before the ack was
+        written raises here: the deliveries stay in flight, and the session reports them as late
+        acks (the broker delivers them again). If the connection fails while pika writes the ack,
+        nobody can tell whether the broker got it: it may have settled them already, or may
+        deliver them again. They count as acked, since the ack went out; one that comes back runs
+        again, a duplicate, which at-least-once allows. Reporting them as late acks would make a
+        message the broker settled look lost.
+        """
         if not self._unsent_acks:
             return
+        self._channel.connection.process_data_events(time_limit=0)
         outcomes, self._unsent_acks = self._unsent_acks, []
-        self._channel.basic_ack(outcomes[-1].delivery.delivery_tag, multiple=len(outcomes) > 1)
+        try:
+            self._channel.basic_ack(outcomes[-1].delivery.delivery_tag, multiple=len(outcomes) > 1)
+        except (pika.exceptions.ChannelWrongStateError, pika.exceptions.ConnectionWrongStateError):
+            raise  # never written: they stay in flight, reported as late acks
+        except pika.exceptions.AMQPError as error:
+            LOGGER.warning("the connection failed as acks were sent; the broker may deliver them again",
+                           extra={"message_ids": [outcome.delivery.name for outcome in outcomes],
+                                  "error": repr(error)})
+            self._record_acked(outcomes)
+            raise
+        self._record_acked(outcomes)
+
+    def _record_acked(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             self._inflight.remove(outcome.delivery)
             self._count(outcome.decision)
