@@ -100,11 +100,11 @@ class Settler:
             LOGGER.warning("the connection failed as acks were sent; the broker may deliver them again",
                            extra={"message_ids": [outcome.delivery.name for outcome in outcomes],
                                   "error": repr(error)})
-            self._record_acked(outcomes)
+            self._record_settled(outcomes)
             raise
-        self._record_acked(outcomes)
+        self._record_settled(outcomes)
 
-    def _record_acked(self, outcomes: list[Outcome]) -> None:
+    def _record_settled(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             self._inflight.remove(outcome.delivery)
             self._count(outcome.decision)
