@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SKAFFOLD_SCHEMA = ROOT.parent / "shared" / "upstream" / "skaffold-v2.24.0" / "v4beta14.json"
+SKAFFOLD_SCHEMA = ROOT / "tests" / "upstream" / "skaffold-v2.24.0" / "v4beta14.json"
 COMPONENTS = {"worker": "workfleet-worker", "operator": "workfleet-operator", "producer": "workfleet-produce"}
 HADOLINT = Path(sys.executable).parent / "hadolint"
 DOCKERFILE = ROOT / "Dockerfile"

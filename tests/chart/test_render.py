@@ -21,7 +21,9 @@ MONITORING_API = "--api-versions=monitoring.coreos.com/v1"
 # Kinds the offline Kubernetes schemas do not carry: our own CRD's objects (the API server checks
 # those in tests/cluster) and prometheus-operator's, checked against its CRDs' schemas.
 CUSTOM_KINDS = {"WorkerPool"}
-PROMETHEUS_OPERATOR = ROOT.parent / "shared" / "upstream" / "prometheus-operator-v0.93.0"
+PROMETHEUS_OPERATOR = ROOT / "tests" / "upstream" / "prometheus-operator-v0.93.0"
+MONITORING_CRDS = [PROMETHEUS_OPERATOR / f"monitoring.coreos.com_{plural}.yaml"
+                   for plural in ("podmonitors", "servicemonitors", "prometheusrules")]
 
 
 def helm(binary: str, *args: str) -> subprocess.CompletedProcess:
@@ -52,7 +54,7 @@ def test_scenario_lints_and_every_manifest_is_valid(binary, scenario):
 def prometheus_operator_schemas() -> dict[str, dict]:
     """Kind -> the v1 schema from prometheus-operator's own CRDs."""
     schemas = {}
-    for path in PROMETHEUS_OPERATOR.glob("*.yaml"):
+    for path in MONITORING_CRDS:
         crd = yaml.safe_load(path.read_text())
         [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
         schemas[crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.chart.test_render import PROMETHEUS_OPERATOR
+from tests.chart.test_render import MONITORING_CRDS
 from tests.cluster.operator_scenario import MONITOR_PASSWORD, MONITOR_USER, OperatorScenario
 from tests.support.controlplane import ControlPlane
 from tests.support.operator import CRD
@@ -43,8 +43,8 @@ def scenario(controlplane, workerpool_crd, monitoring_broker, namespace, tmp_pat
 
 @pytest.fixture(scope="session")
 def prometheus_operator_crds(controlplane):
-    """prometheus-operator's own CRDs (../shared/upstream), as kube-prometheus-stack installs them."""
-    for path in sorted(PROMETHEUS_OPERATOR.glob("*.yaml")):
+    """prometheus-operator's own CRDs (tests/upstream), as kube-prometheus-stack installs them."""
+    for path in MONITORING_CRDS:
         # Server-side: these CRDs are too big for the last-applied annotation of a client-side apply.
         controlplane.kubectl("apply", "--server-side", "-f", str(path))
     for name in ("podmonitors", "servicemonitors", "prometheusrules"):

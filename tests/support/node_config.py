@@ -1,7 +1,7 @@
 """The configuration files of the one-node cluster's node components, as pure functions of
 its folder and addresses (tests/support/cluster.py writes them). The settings that matter
-on this kind of machine are explained where they are set; ../shared/CLUSTER-NOTES.md has
-how each was found."""
+on this kind of machine are explained where they are set; docs/one-node-cluster.md has
+how each was found and the machine they assume."""
 
 import json
 from pathlib import Path
