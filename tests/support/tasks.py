@@ -64,3 +64,37 @@ def blocks_time_limit_first_time(body, headers):
     if headers.get("x-delivery-count", 0) == 0:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(30)
+
+
+async def async_marker(body, headers):
+    """An `async def` task: awaits a sleep of WORKFLEET_DOT_SECONDS per '.', then writes a marker
+    named by the delivery's message id (read from current_delivery()) in WORKFLEET_TEST_STATE_DIR,
+    holding its attempt. A message acked without its marker was acked without running."""
+    import asyncio
+    import os
+    from pathlib import Path
+
+    from workfleet_worker import current_delivery
+    from workfleet_worker.tasks import dot_seconds
+
+    await asyncio.sleep(str(body).count(".") * dot_seconds())
+    delivery = current_delivery()
+    marker = Path(os.environ["WORKFLEET_TEST_STATE_DIR"]) / delivery.message_id.replace("/", "_")
+    marker.write_text(str(delivery.attempt))
+
+
+def spins_or_sleeps_first_time(body, headers):
+    """'spin': a pure-Python loop that never returns (only TaskTimeout raised in its thread stops
+    it); 'stuck' on its first delivery: one 30 s sleep in C, which nothing raised in the thread can
+    interrupt (only the hard limit ends it), then at once when redelivered; else the tutorial's dots."""
+    import time
+
+    text = str(body)
+    if text == "spin":
+        while True:
+            pass
+    if text == "stuck":
+        if headers.get("x-delivery-count", 0) == 0:
+            time.sleep(30)
+        return
+    dots(body, headers)

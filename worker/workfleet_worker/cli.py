@@ -2,14 +2,16 @@
 
 import argparse
 import logging
+import sys
 
 from prometheus_client import REGISTRY
 
 from workfleet_common import logs
 from workfleet_common.amqp import connection_parameters
-from workfleet_common.settings import add_setting_flags, settings_from
+from workfleet_common.settings import USAGE_ERROR_EXIT_STATUS, add_setting_flags, settings_from
 from workfleet_common.topology import Topology
 from workfleet_worker import health
+from workfleet_worker.consumer import TopologyMismatch
 from workfleet_worker.decisions import RetryPolicy
 from workfleet_worker.metrics import WorkerMetrics
 from workfleet_worker.service import run_worker
@@ -35,24 +37,32 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     stop = StopSignal()
     stop.install()
-    state = health.HealthState()
+    state = health.HealthState(settings.liveness_timeout)
     metrics = WorkerMetrics(settings.queue, REGISTRY)
     health.serve(settings.metrics_port, state, REGISTRY)
     LOGGER.info(
         "worker starting",
-        extra={"queue": settings.queue, "task": settings.task, "queue_type": settings.queue_type},
+        extra={"queue": settings.queue, "task": settings.task, "queue_type": settings.queue_type,
+               "concurrency": settings.concurrency},
     )
-    return run_worker(
-        connection_parameters(settings.amqp_url, "worker"),
-        Topology(settings.queue, settings.queue_type),
-        settings.prefetch_setting(),
-        RetryPolicy(settings.max_attempts, settings.retry_ladder()),
-        settings.time_limits(),
-        load_task(settings.task),
-        metrics,
-        state,
-        stop,
-    )
+    try:
+        return run_worker(
+            connection_parameters(settings.amqp_url, "worker"),
+            Topology(settings.queue, settings.queue_type),
+            settings.prefetch_setting(),
+            RetryPolicy(settings.max_attempts, settings.retry_ladder()),
+            settings.time_limits(),
+            load_task(settings.task),
+            metrics,
+            state,
+            stop,
+            concurrency=settings.concurrency,
+        )
+    except TopologyMismatch as mismatch:
+        # A configuration error, as bad settings are: said plainly, and the process exits.
+        LOGGER.error("cannot consume: %s", mismatch)
+        print(f"workfleet-worker: {mismatch}", file=sys.stderr)
+        return USAGE_ERROR_EXIT_STATUS
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ trips of short tasks hidden.
 import collections
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 
@@ -30,6 +31,7 @@ from workfleet_common import envelope
 from workfleet_common.topology import DELIVERY_LIMIT, Topology
 from workfleet_worker import decisions
 from workfleet_worker.decisions import RetryPolicy
+from workfleet_worker.delivery_context import DeliveryContext
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import Delivery, InFlight
 from workfleet_worker.keeper import CHECK_EVERY_S, KEEP_AFTER_S, ConnectionKeeper
@@ -50,6 +52,9 @@ EVENTS_POLL_S = 0.5
 HAND_BACK_BELOW_DELIVERY_COUNT = DELIVERY_LIMIT // 2
 # A task at least this long pays for waking the keeper's thread to send acks during it.
 OVERLAP_AFTER_S = 0.001
+PRECONDITION_FAILED = 406
+# The broker's words when a declare differs from what exists (3.10 and 4.x alike).
+INEQUIVALENT_ARG = re.compile(r"inequivalent arg '(?P<argument>[^']+)' for (?P<kind>queue|exchange) '(?P<name>[^']+)'")
 
 
 class ChannelLost(pika.exceptions.AMQPChannelError):
@@ -57,7 +62,34 @@ class ChannelLost(pika.exceptions.AMQPChannelError):
     or cancelled our consumer (queue deleted, or its leader moved)."""
 
 
+class TopologyMismatch(Exception):
+    """A queue or exchange exists with other arguments than the worker declares: no reconnect
+    can fix that, so the worker exits with this message."""
+
+
+def mismatch_message(topology: Topology, retry_delays_ms: list[int], reply_text: str) -> str:
+    """What exists, what the worker declares, and the three ways out."""
+    match = INEQUIVALENT_ARG.search(reply_text)
+    kind, name = (match["kind"], match["name"]) if match else ("queue", topology.queue)
+    argument = match["argument"] if match else "an argument"
+    declared = {topology.queue: topology.work_queue_arguments(),
+                topology.dead_letter_queue: topology.dead_letter_queue_arguments(),
+                topology.dead_letter_exchange: {"type": "direct", "durable": True}}
+    declared.update({topology.retry_queue(delay): topology.retry_queue_arguments(delay) for delay in retry_delays_ms})
+    return (
+        f"the {kind} {name!r} already exists with other arguments than this worker declares it with "
+        f"({argument} differs; the broker said: {reply_text}). The worker declares it durable with "
+        f"{declared.get(name, {})}. Fix one of: delete the {kind} (rabbitmqctl delete_{kind} {name}; "
+        f"its messages go with it) and let the worker declare it; declare it with those arguments; or "
+        f"point the worker at another queue (--queue / WORKFLEET_QUEUE)."
+    )
+
+
 class ConsumerSession:
+    """Runs each task on the main thread, between turns of the connection (concurrency 1)."""
+
+    ACKS_IN_ORDER = True  # one task at a time: tasks finish in delivery-tag order
+
     def __init__(
         self,
         parameters: pika.ConnectionParameters,
@@ -104,33 +136,32 @@ class ConsumerSession:
         Raises pika's connection and channel errors; the caller reconnects.
         """
         self._connection = pika.BlockingConnection(self._parameters)
-        self._keeper = ConnectionKeeper(
-            self._connection, on_beat=self._health.beat, on_long_task=self._on_long_task,
-            check_every_s=min(CHECK_EVERY_S, self._prefetch.budget_s / 2) if self._adaptive else CHECK_EVERY_S,
-            on_hard_limit=self._on_hard_limit,
-        )
+        self._keeper = self._make_keeper()
         try:
             self._channel = self._connection.channel()
-            self._topology.declare(self._channel, self._retries.retry_queue_delays())
+            self._declare_topology()
+            # pika's Channel (under the blocking one) tells why the broker closed it.
+            self._channel._impl.add_on_close_callback(self._on_channel_closed)
             # A second channel for retry and dead-letter copies: confirm mode makes each
             # publish wait for the broker's confirm before the original is acked.
             self._publisher = self._connection.channel()
             self._publisher.confirm_delivery()
             self._settler = Settler(self._channel, self._publisher, self._topology, self._retries.ladder,
-                                   self._inflight, self._metrics)
+                                   self._inflight, self._metrics, acks_in_order=self.ACKS_IN_ORDER)
             self._channel.add_on_cancel_callback(self._on_cancelled_by_broker)
-            self._subscribe(self._prefetch.initial)
+            self._subscribe(self._initial_prefetch())
             # Read at scrape time from the session's own state, so they cannot drift from it.
             self._metrics.buffered.set_function(lambda: len(self._arrived))
-            self._metrics.prefetch.set_function(lambda: self._adaptive.current if self._adaptive else self._prefetch.fixed)
+            self._metrics.prefetch.set_function(self._current_prefetch)
             self._on_connected()
             self._health.ready = True
             LOGGER.info("consuming", extra={"queue": self._topology.queue,
-                                            "prefetch": "auto" if self._adaptive else self._prefetch.fixed})
+                                            "prefetch": "auto" if self._adaptive else self._current_prefetch()})
             self._consume_until_stopped()
         finally:
             self._health.ready = False
-            self._keeper.close()
+            if self._keeper is not None:
+                self._keeper.close()
             self._release_unsettled()
             if self._connection.is_open:
                 try:
@@ -138,8 +169,43 @@ class ConsumerSession:
                 except pika.exceptions.AMQPError:
                     pass
 
+    def _initial_prefetch(self) -> int:
+        return self._prefetch.initial
+
+    def _current_prefetch(self) -> int:
+        return self._adaptive.current if self._adaptive else self._prefetch.fixed
+
+    def _make_keeper(self) -> ConnectionKeeper | None:
+        return ConnectionKeeper(
+            self._connection, on_beat=self._health.beat, on_long_task=self._on_long_task,
+            check_every_s=min(CHECK_EVERY_S, self._prefetch.budget_s / 2) if self._adaptive else CHECK_EVERY_S,
+            on_hard_limit=self._on_hard_limit,
+        )
+
+    def _declare_topology(self) -> None:
+        try:
+            self._topology.declare(self._channel, self._retries.retry_queue_delays())
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            if closed.reply_code == PRECONDITION_FAILED and "inequivalent arg" in closed.reply_text:
+                raise TopologyMismatch(mismatch_message(self._topology, self._retries.retry_queue_delays(),
+                                                        closed.reply_text)) from None
+            raise
+
+    def _on_channel_closed(self, _channel, reason: Exception) -> None:
+        """pika's callback when the channel closes. Closed by the broker with PRECONDITION_FAILED
+        while tasks run means their delivery-acknowledgement (consumer) timeout passed: the broker
+        has taken their messages back, and a task that long may be hung, so liveness fails while
+        it still runs (health.py)."""
+        if isinstance(reason, pika.exceptions.ChannelClosedByBroker) and reason.reply_code == PRECONDITION_FAILED:
+            for delivery in self._inflight.of_session(self):
+                if delivery.started_at is not None and not delivery.finished:
+                    self._health.abandon(delivery)
+            LOGGER.error("the broker closed the channel; tasks running past its consumer timeout fail liveness",
+                         extra={"error": reason.reply_text})
+
     def _consume_until_stopped(self) -> None:
         while True:
+            self._health.beat()  # every pass: liveness does not wait for the buffer to run dry
             self._raise_if_channel_lost()
             if self._stop.requested:
                 self._stop_consuming()
@@ -149,7 +215,6 @@ class ConsumerSession:
             else:
                 self._settler.flush()  # nothing left to run now: the acks waiting go out
                 self._connection.process_data_events(time_limit=EVENTS_POLL_S)
-                self._health.beat()
 
     def _raise_if_channel_lost(self) -> None:
         # pika does not always raise these from process_data_events; check ourselves.
@@ -225,11 +290,15 @@ class ConsumerSession:
 
     def _on_hard_limit(self, elapsed_s: float) -> None:
         """The keeper's call, on its thread, when the task ignored its soft time limit as long as
-        the grace allows: the task cannot be stopped from another thread, so the process ends and
-        the broker redelivers everything this worker held."""
-        if self._running is not None:
-            self._settler.report_hard_timeout(self._running, elapsed_s)
-        LOGGER.error("the task ran past its hard time limit: exiting; the broker redelivers its message",
+        the grace allows."""
+        self._exit_at_hard_limit(self._running, elapsed_s)
+
+    def _exit_at_hard_limit(self, delivery: Delivery | None, elapsed_s: float) -> None:
+        """A task cannot be stopped from another thread, so the process ends and the broker
+        redelivers everything this worker held."""
+        if delivery is not None:
+            self._settler.report_hard_timeout(delivery, elapsed_s)
+        LOGGER.error("a task ran past its hard time limit: exiting; the broker redelivers every message held",
                      extra={"elapsed_s": round(elapsed_s, 3), "hard_limit_s": self._time_limits.hard_s})
         logging.shutdown()  # the lines above are written before the process ends
         os._exit(HARD_LIMIT_EXIT_STATUS)
@@ -244,21 +313,14 @@ class ConsumerSession:
         return True
 
     def _handle(self, delivery: Delivery) -> None:
-        properties = delivery.properties
-        try:
-            message = envelope.decode(
-                delivery.body, properties.headers, properties.content_type, properties.content_encoding
-            )
-        except envelope.MalformedMessage as error:
-            self._settler.settle(delivery, decisions.for_malformed(), str(error), duration_s=0.0)
-            self._send_acks_when_due()
+        message = self._decode(delivery)
+        if message is None:
             return
-        delivery.attempts_before = message.attempts_before
-        delivery.started_at = time.monotonic()
+        context = self._start(delivery, message)
         self._running = delivery
         send_acks = self._settler.flush if self._settler.unsent and self._tasks_overlap_acks else None
         with self._keeper.lent(self._hand_back_after(), self._time_limits.hard_s, during_task=send_acks):
-            result = run_task(self._task, message.body, message.headers, self._time_limits.soft_s)
+            result = run_task(self._task, message.body, message.headers, self._time_limits.soft_s, context)
         self._running = None
         self._last_task_s = result.duration_s
         delivery.finished = True
@@ -269,6 +331,28 @@ class ConsumerSession:
         # Before the ack: the old consumer's slot stays taken until the new consumer is in place.
         self._adapt_prefetch(result.duration_s)
         self._settle_task_result(delivery, result)
+
+    def _start(self, delivery: Delivery, message: envelope.DecodedMessage) -> DeliveryContext:
+        """Mark the delivery started; the context its task reads."""
+        delivery.attempts_before = message.attempts_before
+        delivery.started_at = time.monotonic()
+        delivery.started_unix = time.time()
+        soft_s = self._time_limits.soft_s
+        return DeliveryContext(
+            message_id=delivery.name, attempt=delivery.attempt, redelivered=delivery.redelivered,
+            headers=message.headers, deadline=None if soft_s is None else delivery.started_at + soft_s,
+        )
+
+    def _decode(self, delivery: Delivery) -> envelope.DecodedMessage | None:
+        """The delivery's message; None if it is malformed, and then it is settled (dead-lettered)."""
+        properties = delivery.properties
+        try:
+            return envelope.decode(delivery.body, properties.headers, properties.content_type,
+                                   properties.content_encoding)
+        except envelope.MalformedMessage as error:
+            self._settler.settle(delivery, decisions.for_malformed(), str(error), duration_s=0.0)
+            self._send_acks_when_due()
+            return None
 
     def _may_wait_behind(self) -> bool:
         """Whether deliveries may wait behind the task in hand, with auto: some are buffered, or

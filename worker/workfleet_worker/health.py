@@ -1,7 +1,11 @@
 """HTTP endpoints for Kubernetes probes and Prometheus: /healthz, /readyz, /metrics.
 
-/healthz (liveness) is true while the main loop turns, also while it waits to
-reconnect, so a broker outage never turns into a crash loop. /readyz is true only
+/healthz (liveness) is true while the main loop turns (it beats on every pass, and the
+connection keeper beats while a long task runs on the main thread), also while it waits to
+reconnect, so a broker outage never turns into a crash loop. It turns false when the loop has
+not beaten for `stale_after_s` (a hang), or while a task runs on whose channel the broker
+closed for its consumer timeout: the message is back in the queue, the task holds a slot and
+nothing else, and it may be hung, so Kubernetes should restart the pod. /readyz is true only
 while the worker consumes.
 """
 
@@ -19,15 +23,26 @@ LIVENESS_STALE_AFTER_S = 60.0
 
 
 class HealthState:
-    def __init__(self):
+    def __init__(self, stale_after_s: float = LIVENESS_STALE_AFTER_S):
         self.ready = False
+        self._stale_after_s = stale_after_s
         self._last_beat = time.monotonic()
+        self._lock = threading.Lock()
+        self._abandoned: list = []  # deliveries whose channel closed under their running task
 
     def beat(self) -> None:
         self._last_beat = time.monotonic()
 
+    def abandon(self, delivery) -> None:
+        """The broker took this running task's message back at its consumer timeout."""
+        with self._lock:
+            self._abandoned.append(delivery)
+
     def alive(self) -> bool:
-        return time.monotonic() - self._last_beat < LIVENESS_STALE_AFTER_S
+        with self._lock:
+            self._abandoned = [delivery for delivery in self._abandoned if not delivery.finished]
+            hung = bool(self._abandoned)
+        return not hung and time.monotonic() - self._last_beat < self._stale_after_s
 
 
 def serve(port: int, state: HealthState, registry: CollectorRegistry) -> ThreadingHTTPServer:

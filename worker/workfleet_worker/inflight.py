@@ -21,7 +21,8 @@ class Delivery:
     properties: Any
     body: bytes
     attempts_before: int = 0
-    started_at: float | None = None  # when its task started; None while it waits in the buffer
+    started_at: float | None = None  # when its task started (monotonic); None while it waits in the buffer
+    started_unix: float | None = None  # the same moment on the wall clock, for the outcome line
     finished: bool = False  # its task has returned (its ack may still wait, settling.py)
 
     @property
@@ -54,6 +55,11 @@ class InFlight:
     def count(self) -> int:
         with self._lock:
             return len(self._deliveries)
+
+    def running(self) -> int:
+        """Deliveries whose task runs now."""
+        with self._lock:
+            return sum(1 for delivery in self._deliveries if delivery.started_at is not None and not delivery.finished)
 
     def oldest_age(self) -> float:
         """How long the task running now has run (0 with none): deliveries waiting in the buffer

@@ -82,6 +82,14 @@ class WorkerMetrics:
             "workfleet_worker_late_acks_dropped_total",
             "Tasks that finished after their channel was gone; the broker redelivers those.",
         )
+        self.concurrency = Gauge(
+            "workfleet_worker_concurrency", "Tasks the worker may run at once (--concurrency).", ["queue"],
+            registry=registry,
+        ).labels(queue)
+        self.tasks_running = Gauge(
+            "workfleet_worker_tasks_running", "Tasks running now (at most the concurrency).", ["queue"],
+            registry=registry,
+        ).labels(queue)
         self.connected = Gauge(
             "workfleet_worker_connected", "1 while consuming from the broker (the same condition as /readyz).", ["queue"], registry=registry
         ).labels(queue)

@@ -15,13 +15,15 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from workfleet_common.topology import Topology
 from workfleet_worker.backoff import Backoff
 from workfleet_worker.consumer import ConsumerSession
+from workfleet_worker.pool_session import PoolSession
 from workfleet_worker.decisions import RetryPolicy
 from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import InFlight
 from workfleet_worker.metrics import WorkerMetrics
 from workfleet_worker.prefetch import PrefetchSetting
 from workfleet_worker.shutdown import StopSignal
-from workfleet_worker.task_loading import Task
+from workfleet_worker.task_loading import Task, is_async
+from workfleet_worker.task_pool import TaskPool
 from workfleet_worker.time_limits import TimeLimits
 
 LOGGER = logging.getLogger(__name__)
@@ -46,29 +48,43 @@ def run_worker(
     health: HealthState,
     stop: StopSignal,
     backoff: Backoff | None = None,
+    concurrency: int = 1,
 ) -> int:
-    """Consume until stopped; returns the exit status (0 after a clean drain)."""
+    """Consume until stopped; returns the exit status (0 after a clean drain).
+
+    Raises TopologyMismatch when the queue exists with other arguments (no reconnect fixes it).
+    A plain function at concurrency 1 runs on the main thread (ConsumerSession: the fastest way for
+    short tasks); anything else on a TaskPool that outlives each connection (PoolSession).
+    """
     backoff = backoff or Backoff()
     inflight = InFlight()
+    pool = TaskPool(task, concurrency) if concurrency > 1 or is_async(task) else None
     # Gauges read at scrape time from the state itself, so they cannot drift from it.
     metrics.in_flight.set_function(inflight.count)
     metrics.oldest_in_flight_age.set_function(inflight.oldest_age)
+    metrics.tasks_running.set_function(inflight.running)
     metrics.connected.set_function(lambda: 1 if health.ready else 0)
-    while not stop.requested:
-        session = ConsumerSession(
-            parameters, topology, prefetch, retries, time_limits, task, inflight, metrics, health, stop,
-            on_connected=backoff.reset,
-        )
-        try:
-            session.run()
-        except RETRIED_ERRORS as error:
-            delay = backoff.next_delay()
-            metrics.reconnects.inc()
-            LOGGER.warning(
-                "broker connection lost; reconnecting",
-                extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": round(delay, 2)},
-            )
-            _wait_beating(stop, health, delay)
+    metrics.concurrency.set(concurrency)
+    try:
+        while not stop.requested:
+            arguments = (parameters, topology, prefetch, retries, time_limits, task, inflight, metrics, health, stop)
+            if pool is None:
+                session = ConsumerSession(*arguments, on_connected=backoff.reset)
+            else:
+                session = PoolSession(*arguments, on_connected=backoff.reset, pool=pool)
+            try:
+                session.run()
+            except RETRIED_ERRORS as error:
+                delay = backoff.next_delay()
+                metrics.reconnects.inc()
+                LOGGER.warning(
+                    "broker connection lost; reconnecting",
+                    extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": round(delay, 2)},
+                )
+                _wait_beating(stop, health, delay)
+    finally:
+        if pool is not None:
+            pool.close()
     LOGGER.info("stopped")
     return 0
 

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from workfleet_common.retry_ladder import DEFAULT_LADDER, LadderError, RetryLadder
 from workfleet_common.settings import DEFAULT_AMQP_URL, AmqpUrl, QueueName, WorkfleetSettings
@@ -19,9 +19,14 @@ class WorkerSettings(WorkfleetSettings):
         "workfleet_worker.tasks:dots",
         description="task to run, as package.module:function, called with (body, headers)",
     )
+    concurrency: int = Field(
+        1, ge=1, le=1000,
+        description="tasks run at once in this process: plain functions on that many threads, async def "
+        "ones on one event loop (1 runs plain functions on the main thread)",
+    )
     prefetch: int | Literal["auto"] = Field(
         "auto", description="unacked messages the broker may send ahead: a number from 1 to 1000, or auto "
-        "(1 for tasks over the budget, more for shorter ones)",
+        "(at concurrency 1: 1 for tasks over the budget, more for shorter ones; above 1: the concurrency)",
     )
     prefetch_budget_ms: float = Field(
         50, gt=0, le=10_000, description="with --prefetch auto: most work, in ms, that may wait in the worker's buffer"
@@ -42,7 +47,17 @@ class WorkerSettings(WorkfleetSettings):
     )
     queue_type: QueueType = Field("quorum", description="quorum or classic (classic is the tutorial's queue)")
     metrics_port: int = Field(9100, ge=0, le=65535, description="port for /metrics, /healthz, /readyz (0: any free port)")
+    liveness_timeout: float = Field(
+        60, gt=0, le=3600, description="seconds without a turn of the main loop before /healthz fails",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+
+    @model_validator(mode="after")
+    def _prefetch_covers_concurrency(self):
+        if isinstance(self.prefetch, int) and self.prefetch < self.concurrency:
+            raise ValueError(f"--prefetch {self.prefetch} is below --concurrency {self.concurrency}: slots would "
+                             "stay idle; use --prefetch auto or a number at least the concurrency")
+        return self
 
     @field_validator("prefetch", mode="before")
     @classmethod

@@ -12,9 +12,10 @@ more than the task (a frame, a write and a poll), and the broker refills the buf
 line is written once its ack is sent. A crash before then redelivers the finished tasks:
 at-least-once, as a crash between a task and its ack always did.
 
-Deliveries reach the buffer in delivery-tag order and run in that order, so when the newest
-finished one is acked with multiple=True, every older tag on the channel is settled already
-or waits in this batch.
+On the main thread (concurrency 1) deliveries reach the buffer in delivery-tag order and run in
+that order, so when the newest finished one is acked with multiple=True, every older tag on the
+channel is settled already or waits in this batch. Tasks running side by side (task_pool.py)
+finish in any order, so their acks go out one per delivery (`acks_in_order=False`).
 """
 
 import logging
@@ -50,8 +51,9 @@ class Settler:
     driving the connection calls it (the main thread, or the keeper while a task runs long)."""
 
     def __init__(self, channel, publisher, topology: Topology, ladder: RetryLadder, inflight: InFlight,
-                 metrics: WorkerMetrics):
+                 metrics: WorkerMetrics, acks_in_order: bool = True):
         self._channel = channel
+        self._acks_in_order = acks_in_order  # tasks finish in delivery-tag order: one ack covers a batch
         self._publisher = publisher  # in confirm mode
         self._topology = topology
         self._ladder = ladder
@@ -92,17 +94,24 @@ class Settler:
             return
         self._channel.connection.process_data_events(time_limit=0)
         outcomes, self._unsent_acks = self._unsent_acks, []
+        # Each ack covers the outcomes up to its end index: one for the batch, or one each.
+        acks = [(len(outcomes), len(outcomes) > 1)] if self._acks_in_order else [(end, False) for end in range(1, len(outcomes) + 1)]
+        written = 0  # outcomes whose ack pika has written
         try:
-            self._channel.basic_ack(outcomes[-1].delivery.delivery_tag, multiple=len(outcomes) > 1)
-        except (pika.exceptions.ChannelWrongStateError, pika.exceptions.ConnectionWrongStateError):
-            raise  # never written: they stay in flight, reported as late acks
-        except pika.exceptions.AMQPError as error:
-            LOGGER.warning("the connection failed as acks were sent; the broker may deliver them again",
-                           extra={"message_ids": [outcome.delivery.name for outcome in outcomes],
-                                  "error": repr(error)})
-            self._record_settled(outcomes)
-            raise
-        self._record_settled(outcomes)
+            for end, multiple in acks:
+                try:
+                    self._channel.basic_ack(outcomes[end - 1].delivery.delivery_tag, multiple=multiple)
+                except (pika.exceptions.ChannelWrongStateError, pika.exceptions.ConnectionWrongStateError):
+                    raise  # never written: these stay in flight, reported as late acks
+                except pika.exceptions.AMQPError as error:
+                    LOGGER.warning("the connection failed as acks were sent; the broker may deliver them again",
+                                   extra={"message_ids": [outcome.delivery.name for outcome in outcomes[written:end]],
+                                          "error": repr(error)})
+                    written = end
+                    raise
+                written = end
+        finally:
+            self._record_settled(outcomes[:written])
 
     def _record_settled(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
@@ -195,6 +204,7 @@ class Settler:
             "attempt": delivery.attempt,
             "outcome": outcome,
             "duration_s": round(duration_s, 6),
+            "started_at": round(delivery.started_unix, 6) if delivery.started_unix is not None else None,
             "redelivered": delivery.redelivered,
         }
         if reason is not None:

@@ -1,6 +1,7 @@
 """Load the user's task from an import path such as `package.module:function`."""
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -23,3 +24,8 @@ def load_task(path: str) -> Task:
     if not callable(task):
         raise TaskLoadError(f"{module_name!r} has no callable {attribute!r}")
     return task
+
+
+def is_async(task: Task) -> bool:
+    """An `async def` function (or a callable object whose __call__ is one, or a partial of one)."""
+    return inspect.iscoroutinefunction(task) or inspect.iscoroutinefunction(getattr(task, "__call__", None))

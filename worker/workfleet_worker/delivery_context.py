@@ -1,0 +1,50 @@
+"""What a task can know about the delivery it runs for: `current_delivery()`.
+
+A context variable, so it reads the same on the main thread, in a pool thread and in an asyncio
+task: each task sees its own delivery, however many run at once. docs/reliability.md asks tasks
+to be idempotent by message id; this is where a task reads it.
+"""
+
+import contextlib
+import contextvars
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    message_id: str  # the producer's message id, or a fingerprint of the body when it set none
+    attempt: int  # 1 for the first execution; retries count up (the worker's own header)
+    redelivered: bool  # the broker's flag: an earlier holder did not ack (after a crash, say)
+    headers: dict[str, Any] = field(repr=False)
+    deadline: float | None = None  # time.monotonic() of the soft time limit; None without one
+
+    def time_left(self) -> float | None:
+        """Seconds before TaskTimeout is raised in the task (0 once passed); None without a limit."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+
+_CURRENT: contextvars.ContextVar[DeliveryContext] = contextvars.ContextVar("workfleet_delivery")
+
+
+def current_delivery() -> DeliveryContext:
+    """The delivery the calling task runs for. Raises RuntimeError outside a task."""
+    try:
+        return _CURRENT.get()
+    except LookupError:
+        raise RuntimeError("current_delivery() is available only inside a task the worker runs") from None
+
+
+@contextlib.contextmanager
+def delivering(context: DeliveryContext | None) -> Iterator[None]:
+    """Make `context` the current delivery for the body."""
+    if context is None:
+        yield
+        return
+    token = _CURRENT.set(context)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
