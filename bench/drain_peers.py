@@ -81,6 +81,21 @@ def stamps_of(path: Path) -> list[float]:
     return [float(line) for line in path.read_text().split()] if path.exists() else []
 
 
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its descendants (Dramatiq forks its worker), in MiB."""
+    total_kib, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total_kib += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        pending.extend(int(child) for child in children)
+    return total_kib / 1024
+
+
 class Run:
     """One competitor draining one freshly loaded queue."""
 
@@ -103,12 +118,18 @@ class Run:
         subprocess.run([peers_python(), "-m", module, str(self.count)], env=self.env, capture_output=True, check=True)
 
     def drain(self, command: list, **env: str) -> float:
+        """The drain rate; also sets peak_rss_mib, the consumer's process tree's largest RSS seen."""
         wait_for(lambda: ready(self.amqp_url, self.queue) == self.count, f"{self.queue} loaded")
+        self.peak_rss_mib = 0.0
         with open(self.stamps.with_suffix(".log"), "wb") as log:
             consumer = subprocess.Popen(command, env=dict(self.env, **env), stdout=log, stderr=log)
+
+            def drained() -> bool:
+                self.peak_rss_mib = max(self.peak_rss_mib, tree_rss_mib(consumer.pid))
+                return len(stamps_of(self.stamps)) >= self.count or consumer.poll() is not None
+
             try:
-                wait_for(lambda: len(stamps_of(self.stamps)) >= self.count or consumer.poll() is not None,
-                         f"{self.queue} drained")
+                wait_for(drained, f"{self.queue} drained")
             finally:
                 consumer.terminate()
                 try:

@@ -136,3 +136,38 @@ def test_local_fleet_snippet_scales_with_what_is_published(tmp_path):
         if fleet.poll() is None:
             fleet.send_signal(signal.SIGINT)
             fleet.wait(60)
+
+
+def test_concurrency_snippets_run_an_async_task_a_hundred_at_a_time(broker, tmp_path):
+    """The Concurrency section's task, saved as my_tasks.py, run by its worker line as written (queue
+    `pages`, concurrency 100) against the test's private node: 300 messages are acked, many of
+    their tasks overlap, and each task saw its own delivery (the set holds every message id once)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("**Concurrency.**", 1)[1].split("\n**", 1)[0]
+    task_source = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    [worker_line] = re.search(r"```sh\n(.*?)```", section, re.S).group(1).strip().splitlines()
+    (tmp_path / "my_tasks.py").write_text(task_source + "\n\nasync def count(body, headers):\n"
+                                          "    await fetch(body, headers)\n"
+                                          "    print(len(done), flush=True)\n")
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, WORKFLEET_AMQP_URL=broker.amqp_url, WORKFLEET_METRICS_PORT="0",
+               PYTHONPATH=str(tmp_path), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    log = tmp_path / "worker.log"
+    # The README's line, with the snippet's task wrapped to print how many ids it has seen.
+    command = worker_line.replace("my_tasks:fetch", "my_tasks:count").split()
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True)
+    try:
+        produced = subprocess.run(["workfleet-produce", "--queue", "pages", "--count", "300", "page"], env=env,
+                                  capture_output=True, text=True, timeout=60)
+        assert produced.returncode == 0, produced.stderr
+        wait_until(lambda: len(read_delivery_outcomes(log)) == 300, timeout=60, message="300 tasks acked")
+        outcomes = read_delivery_outcomes(log)
+        assert {line["outcome"] for line in outcomes} == {"acked"}
+        assert len({line["message_id"] for line in outcomes}) == 300
+        starts = sorted(line["started_at"] for line in outcomes)
+        first_end = min(line["started_at"] + line["duration_s"] for line in outcomes)
+        assert starts[99] < first_end, "a hundred tasks ran at once: the hundredth started before any ended"
+    finally:
+        worker.terminate()
+        assert worker.wait(60) == 0
+    assert max(int(line) for line in worker.stdout.read().split()) == 300

@@ -12,3 +12,12 @@ def handle(body=None, headers=None) -> None:
     if TASK_SECONDS:
         time.sleep(TASK_SECONDS)
     _stamps.write(f"{time.time()}\n")
+
+
+async def handle_async(body=None, headers=None) -> None:
+    """The same task as an `async def`: awaits the sleep instead of blocking a thread."""
+    import asyncio
+
+    if TASK_SECONDS:
+        await asyncio.sleep(TASK_SECONDS)
+    _stamps.write(f"{time.time()}\n")

@@ -125,6 +125,9 @@ def test_every_pod_meets_the_restricted_profile_on_paper(binary):
         (["--set", "worker.task=a.b:c", "--set", "monitoring.rules.disabled={WorkfleetBacklogGrowin}"],
          "disabled|must be one of"),
         (["--set", "worker.task=a.b:c", "--set", "monitoring.interval=fast"], "interval|pattern|match"),
+        (["--set", "worker.task=a.b:c", "--set", "worker.concurrency=8", "--set", "worker.prefetch=4"],
+         "worker.prefetch (4) must be at least worker.concurrency (8), or auto"),
+        (["--set", "worker.task=a.b:c", "--set", "worker.concurrency=0"], "concurrency|1"),
     ],
 )
 def test_bad_values_fail_naming_the_value(binary, args, message):
@@ -132,6 +135,25 @@ def test_bad_values_fail_naming_the_value(binary, args, message):
     assert result.returncode != 0
     for part in message.split("|"):
         assert part.lower() in result.stderr.lower(), result.stderr
+
+
+@pytest.mark.parametrize("binary", HELMS)
+def test_worker_concurrency_reaches_the_workers_and_the_default_backlog_per_pod(binary):
+    """worker.concurrency is the workers' WORKFLEET_CONCURRENCY; with messagesPerReplica unset, a pod
+    is there for 10 messages per concurrent task; a value set by the user wins."""
+    def rendered(*values: str) -> tuple[dict, dict]:
+        docs = render(binary, "-f", str(CHART / "ci" / "default-values.yaml"), *values)
+        [deployment] = [doc for doc in docs if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "wf-workfleet-worker"]
+        [pool] = [doc for doc in docs if doc["kind"] == "WorkerPool"]
+        env = {item["name"]: item.get("value") for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        return env, pool["spec"]["policy"]
+
+    env, policy = rendered()
+    assert (env["WORKFLEET_CONCURRENCY"], policy["messagesPerReplica"]) == ("1", 10)
+    env, policy = rendered("--set", "worker.concurrency=8")
+    assert (env["WORKFLEET_CONCURRENCY"], policy["messagesPerReplica"]) == ("8", 80)
+    _, policy = rendered("--set", "worker.concurrency=8", "--set", "autoscaling.messagesPerReplica=25")
+    assert policy["messagesPerReplica"] == 25
 
 
 def test_every_problem_is_reported_at_once():

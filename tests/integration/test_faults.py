@@ -22,22 +22,28 @@ IN_FLIGHT = "workfleet_worker_messages_in_flight"
 METADATA_SETTLE_S = 6.0
 
 
-def worker_holding_a_long_task(amqp_url: str, queue_name: str, workers, body: str):
+# The worker faults run with tasks on the main thread (concurrency 1) and on a pool of 8 threads.
+CONCURRENCIES = ["1", "8"]
+
+
+def worker_holding_a_long_task(amqp_url: str, queue_name: str, workers, body: str, concurrency: str = "1"):
     """A worker (dot_seconds 1) that has started a 30 s task: (topology, worker, ids, confirmed)."""
     topology = Topology(queue_name)
     declare(amqp_url, topology)
-    worker = workers(amqp_url, "--queue", queue_name, dot_seconds=1.0)
+    worker = workers(amqp_url, "--queue", queue_name, "--concurrency", concurrency, dot_seconds=1.0)
     worker.wait_ready()
     ids, confirmed = publish(amqp_url, queue_name, [body + "." * 30])
-    worker.wait_for_metric(IN_FLIGHT, lambda value: value == 1)
+    worker.wait_for_metric("workfleet_worker_tasks_running", lambda value: value == 1)
     return topology, worker, ids, confirmed
 
 
-def test_worker_sigkill_mid_task_is_redelivered(broker, queue_name, workers):
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_worker_sigkill_mid_task_is_redelivered(broker, queue_name, workers, concurrency):
     """Worker A is SIGKILLed while its task runs. Pass: the broker redelivers the
     task to worker B, which completes it; nothing lost; queue empty.
     """
-    topology, first, ids, confirmed = worker_holding_a_long_task(broker.amqp_url, queue_name, workers, "long task")
+    topology, first, ids, confirmed = worker_holding_a_long_task(broker.amqp_url, queue_name, workers, "long task",
+                                                                 concurrency)
     first.kill()
 
     second = workers(broker.amqp_url, "--queue", queue_name, dot_seconds=0.01)
@@ -91,12 +97,14 @@ def test_worker_sigterm_hands_back_prefetched_messages(broker, queue_name, worke
     ledger.assert_final(broker.amqp_url, topology)
 
 
-def test_worker_sigterm_task_outlives_grace_period(broker, queue_name, workers):
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_worker_sigterm_task_outlives_grace_period(broker, queue_name, workers, concurrency):
     """Worker A gets SIGTERM during a 30 s task, and SIGKILL 2 s later, as the kubelet
     does when terminationGracePeriodSeconds runs out. Pass: A dies without logging an
     outcome for the task; the broker redelivers it to worker B, which completes it
     (one logged execution); nothing lost; queues empty."""
-    topology, first, ids, confirmed = worker_holding_a_long_task(broker.amqp_url, queue_name, workers, "outlives the grace")
+    topology, first, ids, confirmed = worker_holding_a_long_task(broker.amqp_url, queue_name, workers, "outlives the grace",
+                                                                 concurrency)
     first.process.send_signal(signal.SIGTERM)
     time.sleep(2)  # the grace period
     assert first.process.poll() is None, "the worker must still be finishing its task"
@@ -109,8 +117,9 @@ def test_worker_sigterm_task_outlives_grace_period(broker, queue_name, workers):
     ledger.assert_final(broker.amqp_url, topology)
 
 
-@pytest.mark.parametrize("hard", [False, True], ids=["clean-restart", "kill-9"])
-def test_broker_restart_loses_no_confirmed_message(own_broker, queue_name, workers, hard):
+@pytest.mark.parametrize(("hard", "concurrency"), [(False, "1"), (True, "1"), (True, "8")],
+                         ids=["clean-restart", "kill-9", "kill-9-concurrency-8"])
+def test_broker_restart_loses_no_confirmed_message(own_broker, queue_name, workers, hard, concurrency):
     """The broker restarts (cleanly, or kill -9) while two workers drain 200
     confirmed persistent messages. Pass: the workers reconnect by themselves and
     every confirmed id is acked; queue empty; duplicates only among what was in
@@ -122,14 +131,15 @@ def test_broker_restart_loses_no_confirmed_message(own_broker, queue_name, worke
     logged as acked by the worker yet lost with the broker, and come again; under
     load that is more than the task in hand (seen in CI: 3 with two workers). The
     prefetch is fixed here because auto changes it, and during a change the old
-    consumer's deliveries and the new one's are both outstanding.
+    consumer's deliveries and the new one's are both outstanding. At concurrency 8 the
+    prefetch is 8, one delivery per running task.
     """
     topology = Topology(queue_name)
     declare(own_broker.amqp_url, topology)
     time.sleep(METADATA_SETTLE_S)
-    prefetch = 3
-    fleet = [workers(own_broker.amqp_url, "--queue", queue_name, "--prefetch", str(prefetch), dot_seconds=0.02)
-             for _ in range(2)]
+    prefetch = max(3, int(concurrency))
+    fleet = [workers(own_broker.amqp_url, "--queue", queue_name, "--prefetch", str(prefetch), "--concurrency", concurrency,
+                     dot_seconds=0.02) for _ in range(2)]
     for worker in fleet:
         worker.wait_ready()
     ids, confirmed = publish(own_broker.amqp_url, queue_name, [f"task {index}." for index in range(200)])

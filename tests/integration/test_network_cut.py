@@ -22,7 +22,8 @@ def proxy(broker):
     proxy.close()
 
 
-def test_worker_cut_off_mid_task(broker, proxy, queue_name, workers):
+@pytest.mark.parametrize("concurrency", ["1", "8"])
+def test_worker_cut_off_mid_task(broker, proxy, queue_name, workers, concurrency):
     """Worker A, behind the proxy with a 2 s heartbeat, is cut off (no FIN) while its
     10 s task runs. Pass: the broker requeues the message after the heartbeat timeout
     and worker B (direct) completes it; A notices the dead connection, drops its
@@ -31,7 +32,7 @@ def test_worker_cut_off_mid_task(broker, proxy, queue_name, workers):
     topology = Topology(queue_name)
     declare(broker.amqp_url, topology)
     cut_url = proxy.url(broker.amqp_url, broker.amqp_port) + f"?heartbeat={HEARTBEAT_S}"
-    first = workers(cut_url, "--queue", queue_name, dot_seconds=1.0)
+    first = workers(cut_url, "--queue", queue_name, "--concurrency", concurrency, dot_seconds=1.0)
     first.wait_ready()
     ids, confirmed = publish(broker.amqp_url, queue_name, ["cut mid-task" + "." * 10])
     first.wait_for_metric(IN_FLIGHT, lambda value: value == 1)

@@ -48,3 +48,61 @@ def test_a_task_the_soft_limit_cannot_reach_is_ended_by_the_hard_limit(broker, q
     ledger = wait_for_ledger(ids, confirmed, [stuck, other], timeout=60)
     ledger.assert_final(broker.amqp_url, topology, max_executions=2)
     assert [line["outcome"] for line in read_delivery_outcomes(other.log_path)] == ["acked"]
+
+
+def test_in_a_pool_thread_a_python_loop_gets_task_timeout_at_its_soft_limit(broker, queue_name, workers):
+    """--concurrency 2: a task spinning in Python code is stopped at its 1 s soft limit (TaskTimeout
+    raised in its thread), retried, then dead-lettered; the other slot goes on running tasks."""
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    worker = workers(broker.amqp_url, "--queue", queue_name, "--concurrency", "2", "--task-timeout", "1",
+                     "--max-attempts", "2", "--task", "tests.support.tasks:spins_or_sleeps_first_time",
+                     dot_seconds=0.1)
+    worker.wait_ready()
+    ids, confirmed = publish(broker.amqp_url, queue_name, ["spin", ".", "."])
+    ledger = wait_for_ledger(ids, confirmed, [worker], timeout=60)
+    ledger.assert_final(broker.amqp_url, topology, dead_lettered={ids[0]}, max_executions=2)
+    lines = [line for line in read_delivery_outcomes(worker.log_path) if line["message_id"] == ids[0]]
+    assert [line["outcome"] for line in lines] == ["retried", "dead_lettered"]
+    for line in lines:
+        assert line["error"].startswith("TaskTimeout: the task ran longer than its 1 s time limit")
+        assert line["duration_s"] < 5
+    assert worker.process.poll() is None
+
+
+def test_an_async_task_is_cancelled_at_its_soft_limit(broker, queue_name, workers, tmp_path):
+    """An `async def` task awaiting 10 s with --task-timeout 1 is cancelled at 1 s: TaskTimeout,
+    retried, then dead-lettered; its marker (written after the await) never appears."""
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    worker = workers(broker.amqp_url, "--queue", queue_name, "--task", "tests.support.tasks:async_marker",
+                     "--task-timeout", "1", "--max-attempts", "2", dot_seconds=0.1,
+                     env={"WORKFLEET_TEST_STATE_DIR": str(tmp_path)})
+    worker.wait_ready()
+    ids, confirmed = publish(broker.amqp_url, queue_name, [TEN_SECONDS])
+    ledger = wait_for_ledger(ids, confirmed, [worker], timeout=60)
+    ledger.assert_final(broker.amqp_url, topology, dead_lettered={ids[0]}, max_executions=2)
+    lines = read_delivery_outcomes(worker.log_path)
+    assert [line["outcome"] for line in lines] == ["retried", "dead_lettered"]
+    assert all(line["error"].startswith("TaskTimeout") and line["duration_s"] < 5 for line in lines)
+    assert not (tmp_path / ids[0]).exists()
+
+
+def test_at_concurrency_four_the_hard_limit_ends_the_worker_and_the_others_are_redelivered(broker, queue_name, workers):
+    """--concurrency 4: one task sleeps 30 s in one C call, which nothing raised in its thread can
+    interrupt, beside three 10 s tasks. At 1 s + 1 s grace the worker writes a `timeout` line for it
+    and exits 3; the broker redelivers all four, and a second worker completes them."""
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
+    options = ("--queue", queue_name, "--concurrency", "4", "--task", "tests.support.tasks:spins_or_sleeps_first_time")
+    stuck = workers(broker.amqp_url, *options, "--task-timeout", "1", "--task-timeout-grace", "1", dot_seconds=0.1)
+    stuck.wait_ready()
+    ids, confirmed = publish(broker.amqp_url, queue_name, ["stuck", TEN_SECONDS, TEN_SECONDS, TEN_SECONDS])
+    assert stuck.process.wait(timeout=30) == 3
+    lines = read_delivery_outcomes(stuck.log_path)
+    assert [(line["message_id"], line["outcome"]) for line in lines] == [(ids[0], "timeout")]
+
+    other = workers(broker.amqp_url, *options, dot_seconds=0.01)
+    ledger = wait_for_ledger(ids, confirmed, [stuck, other], timeout=60)
+    ledger.assert_final(broker.amqp_url, topology, max_executions=2)
+    assert sorted(line["message_id"] for line in read_delivery_outcomes(other.log_path)) == sorted(ids)

@@ -45,11 +45,11 @@ class FailingChannel:
             raise self.on_ack
 
 
-def two_settled_deliveries(channel: FailingChannel):
+def two_settled_deliveries(channel: FailingChannel, acks_in_order: bool = True):
     inflight = InFlight()
     registry = CollectorRegistry()
     metrics = WorkerMetrics("tasks", registry)
-    settler = Settler(channel, None, Topology("tasks"), RetryLadder.parse("0"), inflight, metrics)
+    settler = Settler(channel, None, Topology("tasks"), RetryLadder.parse("0"), inflight, metrics, acks_in_order)
     deliveries = [Delivery(None, tag, f"message {tag}", False, pika.BasicProperties(), b"") for tag in (1, 2)]
     for delivery in deliveries:
         inflight.add(delivery)
@@ -100,3 +100,29 @@ def test_a_connection_that_failed_before_the_flush_leaves_the_acks_unsent(caplog
     assert outcome_lines(caplog) == []
     assert acked_total(registry) == 0
     assert inflight.count() == 2, "the session reports them as late acks: the broker redelivers them"
+
+
+def test_tasks_that_ran_side_by_side_are_acked_one_by_one():
+    """Out of order completions must not be covered by multiple=True: an older tag may still run."""
+    channel = FailingChannel()
+    settler, inflight, registry = two_settled_deliveries(channel, acks_in_order=False)
+    settler.flush()
+    assert channel.acks == [(1, False), (2, False)]
+    assert acked_total(registry) == 2 and inflight.count() == 0
+
+
+def test_one_by_one_a_failure_on_the_second_ack_counts_the_first_as_acked_and_the_second_as_sent(caplog):
+    channel = FailingChannel()
+    settler, inflight, registry = two_settled_deliveries(channel, acks_in_order=False)
+    original = channel.basic_ack
+
+    def fail_second(delivery_tag, multiple=False):
+        original(delivery_tag, multiple)
+        if delivery_tag == 2:
+            raise pika.exceptions.StreamLostError("reset")
+
+    channel.basic_ack = fail_second
+    with caplog.at_level(logging.INFO), pytest.raises(pika.exceptions.StreamLostError):
+        settler.flush()
+    assert outcome_lines(caplog) == ["message 1", "message 2"]
+    assert acked_total(registry) == 2 and inflight.count() == 0

@@ -21,6 +21,7 @@ from workfleet_worker.health import HealthState
 from workfleet_worker.inflight import InFlight
 from workfleet_worker.metrics import WorkerMetrics
 from workfleet_worker.prefetch import PrefetchSetting
+from workfleet_worker.settling import drop_late
 from workfleet_worker.shutdown import StopSignal
 from workfleet_worker.task_loading import Task, is_async
 from workfleet_worker.task_pool import TaskPool
@@ -81,7 +82,7 @@ def run_worker(
                     "broker connection lost; reconnecting",
                     extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": round(delay, 2)},
                 )
-                _wait_beating(stop, health, delay)
+                _wait_beating(stop, health, delay, pool, inflight, metrics)
     finally:
         if pool is not None:
             pool.close()
@@ -89,9 +90,14 @@ def run_worker(
     return 0
 
 
-def _wait_beating(stop: StopSignal, health: HealthState, seconds: float) -> None:
-    """Sleep `seconds` or until a stop, staying alive for the liveness probe."""
+def _wait_beating(stop: StopSignal, health: HealthState, seconds: float, pool: TaskPool | None,
+                  inflight: InFlight, metrics: WorkerMetrics) -> None:
+    """Sleep `seconds` or until a stop, staying alive for the liveness probe. Tasks that finish
+    meanwhile lost their channel with the connection: they are reported as late acks now, not
+    only once a connection is back."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not stop.requested:
         health.beat()
+        for delivery, _ in pool.completed() if pool is not None else ():
+            drop_late(delivery, inflight, metrics)
         stop.wait(min(WAIT_STEP_S, max(deadline - time.monotonic(), 0)))

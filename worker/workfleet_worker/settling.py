@@ -129,13 +129,7 @@ class Settler:
 
     def drop_late(self, delivery: Delivery) -> None:
         """The task finished after its channel was gone: the broker has requeued it."""
-        if not self._inflight.remove(delivery):
-            return
-        self._metrics.late_acks_dropped.inc()
-        LOGGER.warning(
-            "task finished after its channel closed; the broker redelivers it",
-            extra={"message_id": delivery.name, "attempt": delivery.attempt},
-        )
+        drop_late(delivery, self._inflight, self._metrics)
 
     def report_hard_timeout(self, delivery: Delivery, elapsed_s: float) -> None:
         """The outcome line of a task the worker ends itself for at its hard time limit; the
@@ -212,6 +206,18 @@ class Settler:
         if error is not None:
             fields["error"] = error
         LOGGER.info("delivery %s", outcome, extra=fields)
+
+
+def drop_late(delivery: Delivery, inflight: InFlight, metrics: WorkerMetrics) -> None:
+    """A task finished after its channel was gone: the broker has requeued its message. Also
+    called between connections, for tasks that outlived theirs (task_pool.py)."""
+    if not inflight.remove(delivery):
+        return
+    metrics.late_acks_dropped.inc()
+    LOGGER.warning(
+        "task finished after its channel closed; the broker redelivers it",
+        extra={"message_id": delivery.name, "attempt": delivery.attempt},
+    )
 
 
 def retry_headers(delivery: Delivery, error: str | None, delay_ms: int = 0) -> dict:
