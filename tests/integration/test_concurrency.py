@@ -184,13 +184,13 @@ def test_heartbeats_flow_while_every_slot_runs_long(broker, queue_name, workers)
 
 @pytest.mark.parametrize("concurrency", ["1", "8"])
 def test_liveness_holds_through_a_backlog_longer_than_its_limit(broker, queue_name, workers, concurrency):
-    """--liveness-timeout 1 and a backlog of 2,000 quick tasks that keeps the buffer full for
-    several seconds: /healthz answers 200 at every probe until the queue is drained."""
+    """--liveness-timeout 1 and a backlog of 2,000 quick tasks (2 ms a slot) that keeps the buffer
+    full for several seconds: /healthz answers 200 at every probe until the queue is drained."""
     topology = Topology(queue_name)
     declare(broker.amqp_url, topology)
     ids, confirmed = publish(broker.amqp_url, queue_name, ["."] * 2000)
     worker = workers(broker.amqp_url, "--queue", queue_name, "--concurrency", concurrency, "--prefetch", "100",
-                     "--liveness-timeout", "1", dot_seconds=0.002)
+                     "--liveness-timeout", "1", dot_seconds=0.002 * int(concurrency))
     worker.wait_ready()
     answers = []
     while worker.metric("workfleet_worker_messages_acked_total") < len(ids):

@@ -90,14 +90,18 @@ def test_an_async_task_is_cancelled_at_its_soft_limit(broker, queue_name, worker
 
 def test_at_concurrency_four_the_hard_limit_ends_the_worker_and_the_others_are_redelivered(broker, queue_name, workers):
     """--concurrency 4: one task sleeps 30 s in one C call, which nothing raised in its thread can
-    interrupt, beside three 10 s tasks. At 1 s + 1 s grace the worker writes a `timeout` line for it
-    and exits 3; the broker redelivers all four, and a second worker completes them."""
+    interrupt; three 10 s tasks start beside it a moment later. At 1 s + 1 s grace the worker writes
+    a `timeout` line for the stuck one and exits 3; the broker redelivers all four, and a second
+    worker completes them."""
     topology = Topology(queue_name)
     declare(broker.amqp_url, topology)
     options = ("--queue", queue_name, "--concurrency", "4", "--task", "tests.support.tasks:spins_or_sleeps_first_time")
     stuck = workers(broker.amqp_url, *options, "--task-timeout", "1", "--task-timeout-grace", "1", dot_seconds=0.1)
     stuck.wait_ready()
-    ids, confirmed = publish(broker.amqp_url, queue_name, ["stuck", TEN_SECONDS, TEN_SECONDS, TEN_SECONDS])
+    ids, confirmed = publish(broker.amqp_url, queue_name, ["stuck"])
+    stuck.wait_for_metric("workfleet_worker_tasks_running", lambda value: value == 1)
+    more_ids, more_confirmed = publish(broker.amqp_url, queue_name, [TEN_SECONDS] * 3)
+    ids, confirmed = ids + more_ids, confirmed | more_confirmed
     assert stuck.process.wait(timeout=30) == 3
     lines = read_delivery_outcomes(stuck.log_path)
     assert [(line["message_id"], line["outcome"]) for line in lines] == [(ids[0], "timeout")]

@@ -297,11 +297,12 @@ def test_live_view_on_a_terminal_and_plain_lines_elsewhere():
 
 def test_operator_metrics_are_served_and_the_workers_listed_for_prometheus(broker, queue_name, tmp_path):
     """The operator's series for the local pool at the printed address, and a file_sd list of the
-    workers whose every address serves the workers' metrics."""
+    workers whose every address serves the workers' metrics; options after -- reach every worker
+    (each runs the --concurrency it was given)."""
     env, marker = marked_env(WORKFLEET_DOT_SECONDS="1")
     declare(broker.amqp_url, Topology(queue_name))
     run = up("--amqp-url", broker.amqp_url, "--management-url", broker.management_url, "--queue", queue_name,
-             "--min", "0", "--max", "3", "--logs", str(tmp_path), env=env)
+             "--min", "0", "--max", "3", "--logs", str(tmp_path), "--", "--concurrency", "2", env=env)
     try:
         first_lines = [run.stdout.readline() for _ in range(2)]
         operator_url = re.search(r"operator (http://\S+/metrics)", "".join(first_lines)).group(1)
@@ -319,6 +320,7 @@ def test_operator_metrics_are_served_and_the_workers_listed_for_prometheus(broke
             url = f"http://{group['targets'][0]}/metrics"  # a worker just started may not serve yet
             wait_until(lambda: "workfleet_worker_messages_in_flight" in scrape_or_empty(url), timeout=30,
                        message=f"{url} serving the worker's metrics")
+            assert sample(scrape(url), "workfleet_worker_concurrency", queue=queue_name) == 2
         run.send_signal(signal.SIGINT)
         assert run.wait(60) == 0
     finally:

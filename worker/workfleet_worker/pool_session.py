@@ -86,10 +86,12 @@ class PoolSession(ConsumerSession):
         hard_s = self._time_limits.hard_s
         if hard_s is None:
             return
-        now = time.monotonic()
-        for delivery in self._pool.running():
-            if delivery.started_at is not None and now - delivery.started_at >= hard_s:
-                self._exit_at_hard_limit(delivery, now - delivery.started_at)
+        started = [delivery for delivery in self._pool.running() if delivery.started_at is not None]
+        if started:
+            oldest = min(started, key=lambda delivery: delivery.started_at)
+            elapsed = time.monotonic() - oldest.started_at
+            if elapsed >= hard_s:
+                self._exit_at_hard_limit(oldest, elapsed)
 
     def _release_unsettled(self) -> None:
         """After the session. Deliveries not started are forgotten quietly (the broker has them
