@@ -7,7 +7,8 @@ docs recommend for I/O-bound work, in one run on one broker; and `async def` tas
 
 Competitors, each one process (Dramatiq: --processes 1, its supervisor plus one worker process)
 consuming one queue with acks after the task:
-  workfleet-worker, defaults (concurrency 1, prefetch auto), and --concurrency 8 (prefetch auto);
+  workfleet-worker, defaults (concurrency 1, prefetch auto), --concurrency 8 (prefetch auto: 8,
+  one per slot), and --concurrency 8 --prefetch 32 (a buffer of 24, as deep as Celery's default);
   Dramatiq 2.2.1, defaults: 8 worker threads, prefetch 2 per thread (classic queues only: it
   declares its queues itself and has no quorum option);
   Celery 5.7.0, --pool threads -c 8 (its docs' pool for I/O-bound tasks), task_acks_late,
@@ -15,11 +16,12 @@ consuming one queue with acks after the task:
 Async tasks (`await asyncio.sleep(0.1)`):
   workfleet-worker with the task as `async def`, --concurrency 100 and 8;
   Dramatiq 2.2.1 with an async actor and its AsyncIO middleware, default 8 threads (each thread
-  waits for its coroutine, so 8 run at once).
+  waits for its coroutine, so 8 run at once);
+  taskiq with taskiq-aio-pika 0.6.1 (its RabbitMQ broker; one worker process, acks after the task),
+  at its defaults (prefetch 10, up to 100 async tasks) and with prefetch 100.
+Not run: arq, which needs Redis, not this RabbitMQ.
 With --baseline REV, workfleet-worker's defaults also run as of that git revision (checked out
 under .cache/bench-baseline), so the concurrency-1 path is compared with the code before a change.
-Tried and not run: taskiq and arq (they need brokers other than this RabbitMQ: arq is Redis only;
-taskiq reaches RabbitMQ only through taskiq-aio-pika, see docs/benchmarks.md).
 
 Method: drain_peers.py's. The queue is loaded first, then the consumer starts; every competitor runs
 bench/peers/task.py (sleep 0, 5 or 100 ms, then append the time to a file); the rate is
@@ -45,6 +47,7 @@ from workfleet_operator.local.rabbitmq_install import describe  # noqa: E402
 SYNC_COMPETITORS = (
     "workfleet-worker (defaults: concurrency 1)",
     "workfleet-worker --concurrency 8",
+    "workfleet-worker --concurrency 8 --prefetch 32",
     "Dramatiq (defaults: 8 threads)",
     "Celery --pool threads -c 8",
 )
@@ -52,6 +55,8 @@ ASYNC_COMPETITORS = (
     "workfleet-worker async --concurrency 100",
     "workfleet-worker async --concurrency 8",
     "Dramatiq async actor (defaults: 8 threads)",
+    "taskiq-aio-pika (defaults: prefetch 10, 100 async tasks)",
+    "taskiq-aio-pika --max-async-tasks 100, prefetch 100",
 )
 
 
@@ -86,13 +91,18 @@ def run_competitor(name: str, run: Run) -> float | None:
     if name.startswith("workfleet-worker async"):
         return workfleet(run, "bench.peers.task:handle_async", "--concurrency", name.rsplit(" ", 1)[1])
     if name.startswith("workfleet-worker"):
-        options = ("--concurrency", "8") if "--concurrency 8" in name else ()
+        options = name.split(" ", 1)[1].split() if name.startswith("workfleet-worker --") else ()
         return workfleet(run, "bench.peers.task:handle", *options)
     if name.startswith("Celery"):
         run.load_with("bench.peers.celery_app")
         return run.drain([peers_python(), "-m", "celery", "-A", "bench.peers.celery_app", "worker", "-P", "threads",
                           "-c", "8", "-Q", run.queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
                           "--loglevel", "WARNING"], BENCH_CELERY_MULTIPLIER="4")
+    if name.startswith("taskiq"):
+        run.env["BENCH_TASKIQ_QOS"] = "100" if "prefetch 100" in name else "10"
+        run.load_with("bench.peers.taskiq_app")
+        return run.drain([peers_python(), "-m", "taskiq", "worker", "bench.peers.taskiq_app:broker", "--workers", "1",
+                          "--max-async-tasks", "100", "--ack-type", "when_executed"])
     if name.startswith("Dramatiq"):
         if run.queue_type != "classic":
             return None

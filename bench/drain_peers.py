@@ -40,7 +40,7 @@ from workfleet_operator.local.rabbitmq_install import describe  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PEERS_VENV = ROOT / ".cache" / "bench-peers"
-PEERS = ("celery==5.7.0", "dramatiq[rabbitmq]==2.2.1")
+PEERS = ("celery==5.7.0", "dramatiq[rabbitmq]==2.2.1", "taskiq-aio-pika==0.6.1")
 RUN_TIMEOUT_S = 600
 
 COMPETITORS = (

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from workfleet_worker.delivery_context import DeliveryContext, delivering
+from workfleet_worker import delivery_context
+from workfleet_worker.delivery_context import DeliveryContext
 from workfleet_worker.task_loading import Task
 from workfleet_worker.time_limits import TaskTimeout, soft_time_limit, thread_soft_time_limit, timeout_message
 
@@ -31,11 +32,14 @@ def run_task(task: Task, body: Any, headers: dict[str, Any], soft_limit_s: float
              context: DeliveryContext | None = None) -> TaskResult:
     """On the main thread: the soft limit is a SIGALRM timer."""
     started = time.monotonic()
+    token = delivery_context.enter(context)
     try:
-        with delivering(context), soft_time_limit(soft_limit_s):
+        with soft_time_limit(soft_limit_s):
             _refuse_awaitable(task(body, headers))
     except BaseException as raised:  # a task's SystemExit or KeyboardInterrupt must not end the worker
         return TaskResult(raised, time.monotonic() - started)
+    finally:
+        delivery_context.leave(token)
     return TaskResult(None, time.monotonic() - started)
 
 
@@ -43,8 +47,9 @@ def run_task_in_thread(task: Task, body: Any, headers: dict[str, Any], soft_limi
                        context: DeliveryContext | None = None) -> TaskResult:
     """On a pool thread: the soft limit is raised in the thread at its next bytecode."""
     started = time.monotonic()
+    token = delivery_context.enter(context)
     try:
-        with delivering(context), thread_soft_time_limit(soft_limit_s):
+        with thread_soft_time_limit(soft_limit_s):
             _refuse_awaitable(task(body, headers))
     except TaskTimeout as raised:
         # Raised by the interpreter as a bare class: give it the message the other ways give.
@@ -52,6 +57,8 @@ def run_task_in_thread(task: Task, body: Any, headers: dict[str, Any], soft_limi
                           time.monotonic() - started)
     except BaseException as raised:  # noqa: BLE001 - as run_task
         return TaskResult(raised, time.monotonic() - started)
+    finally:
+        delivery_context.leave(token)
     return TaskResult(None, time.monotonic() - started)
 
 
@@ -60,16 +67,18 @@ async def run_async_task(task: Task, body: Any, headers: dict[str, Any], soft_li
     """On the event loop, in an asyncio task of its own: the soft limit cancels it at its next await."""
     started = time.monotonic()
     limit = asyncio.timeout(soft_limit_s)
+    token = delivery_context.enter(context)  # this asyncio task's own copy of the context
     try:
-        with delivering(context):
-            async with limit:
-                await task(body, headers)
+        async with limit:
+            await task(body, headers)
     except TimeoutError as raised:
         # The task's own TimeoutError (a client's, say) is its error; only the limit's is TaskTimeout.
         error = TaskTimeout(timeout_message(soft_limit_s)) if limit.expired() else raised
         return TaskResult(error, time.monotonic() - started)
     except BaseException as raised:  # noqa: BLE001 - as run_task (a CancelledError too: the loop is not stopping)
         return TaskResult(raised, time.monotonic() - started)
+    finally:
+        delivery_context.leave(token)
     return TaskResult(None, time.monotonic() - started)
 
 
