@@ -14,7 +14,8 @@ demo: setup
 # The whole suite on RabbitMQ 4, then the fault matrix, the tutorial's interop and adaptive prefetch on the host's
 # RabbitMQ (3.10 on Debian 12), which users of older brokers still run.
 COMPAT_TESTS = tests/integration/test_faults.py tests/integration/test_work_queue.py tests/integration/test_adaptive_prefetch.py tests/integration/test_broker_version.py tests/integration/test_retry_ladder.py tests/integration/test_work_queue_policy.py
-test: setup tools
+# The chart's images first: built from nothing they take minutes, which belong to no test's timeout.
+test: setup tools images
 	.venv/bin/pytest
 	.venv/bin/pytest --rabbitmq=host $(COMPAT_TESTS)
 
