@@ -85,7 +85,7 @@ async def run_async_task(task: Task, body: Any, headers: dict[str, Any], soft_li
 def _refuse_awaitable(returned: Any) -> None:
     """A plain function that returns a coroutine (a wrapper around an async one, say) did none of
     its work: fail the attempt loudly instead of acking work that never ran."""
-    if inspect.isawaitable(returned):
+    if returned is not None and inspect.isawaitable(returned):  # None, most tasks' result, costs no ABC check
         if inspect.iscoroutine(returned):
             returned.close()  # no "never awaited" warning on top of this error
         raise CoroutineFromPlainTask(
