@@ -394,8 +394,10 @@ class ConsumerSession:
     def _release_unsettled(self) -> None:
         """After the session: the broker has requeued all it still held.
 
-        Deliveries not started are forgotten quietly; any other still unsettled (its task ran,
-        its ack was not sent) is reported as a late ack.
+        Deliveries not started are forgotten quietly; one whose task still runs (on a pool
+        thread, task_pool.py) stays in flight, so the in-flight metrics still see it, and is
+        reported when it finishes; any other still unsettled (its task ran, or it was malformed,
+        and its ack was not sent) is reported as a late ack.
         """
         not_started = set(self._arrived)
         self._arrived.clear()
@@ -404,5 +406,5 @@ class ConsumerSession:
         for delivery in self._inflight.of_session(self):
             if delivery in not_started:
                 self._inflight.remove(delivery)
-            else:
+            elif delivery.started_at is None or delivery.finished:
                 self._settler.drop_late(delivery)

@@ -15,15 +15,11 @@ Settling, decisions, metrics and outcome lines are the single-slot session's (co
 who runs the task differs. Tasks finish in any order, so each is acked on its own.
 """
 
-import logging
 import time
 
 from workfleet_worker.consumer import EVENTS_POLL_S, ConsumerSession
 from workfleet_worker.inflight import Delivery
 from workfleet_worker.task_pool import TaskPool
-
-LOGGER = logging.getLogger(__name__)
-
 
 class PoolSession(ConsumerSession):
     ACKS_IN_ORDER = False
@@ -92,20 +88,6 @@ class PoolSession(ConsumerSession):
             elapsed = time.monotonic() - oldest.started_at
             if elapsed >= hard_s:
                 self._exit_at_hard_limit(oldest, elapsed)
-
-    def _release_unsettled(self) -> None:
-        """After the session. Deliveries not started are forgotten quietly (the broker has them
-        back); a finished one whose ack was not sent is a late ack; a running one stays in flight
-        (the in-flight metrics still see its task) until it finishes and the next session drops it."""
-        not_started = set(self._arrived)
-        self._arrived.clear()
-        if self._settler is None:
-            return
-        for delivery in self._inflight.of_session(self):
-            if delivery in not_started:
-                self._inflight.remove(delivery)
-            elif delivery.finished:
-                self._settler.drop_late(delivery)
 
 
 def _nothing() -> None:

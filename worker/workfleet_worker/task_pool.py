@@ -45,10 +45,6 @@ class TaskPool:
         else:
             self._threads = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="task")
 
-    @property
-    def runs_async(self) -> bool:
-        return self._loop is not None
-
     def set_waker(self, wake: Callable[[], None]) -> None:
         """`wake()` is called from a task's thread after each completion (the session's connection)."""
         self._wake = wake
