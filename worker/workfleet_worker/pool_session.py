@@ -50,6 +50,7 @@ class PoolSession(ConsumerSession):
                 self._stopping = True
                 self._stop_consuming()  # the buffer goes back unrun; running tasks finish
             if self._stopping and not self._running_here():
+                self._settle_finished()  # what finished since the collection above
                 self._settler.flush()
                 return
             while self._arrived and self._pool.free_slots() > 0:

@@ -92,9 +92,11 @@ class TaskPool:
 
     def _finish(self, delivery: Delivery, result: TaskResult) -> None:
         delivery.finished = True
+        # Queued before it leaves the running set, under the lock: whoever sees it not running
+        # (running() takes the lock) can then collect it with completed().
         with self._lock:
+            self._completed.put((delivery, result))
             self._running.discard(delivery)
-        self._completed.put((delivery, result))
         try:
             self._wake()
         except Exception as error:  # noqa: BLE001 - a closed connection: the next session collects it
