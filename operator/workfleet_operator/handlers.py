@@ -46,8 +46,15 @@ async def stop(memo: kopf.Memo, **_) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def follow_pool(type: str | None, body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, **_) -> None:
-    if type == "DELETED":
+async def follow_pool(type: str | None, body: kopf.Body, name: str, namespace: str, labels: kopf.Labels,
+                      memo: kopf.Memo, **_) -> None:
+    # Filtered here, not by kopf's labels= filter: a pool whose labels stop matching must be let go.
+    if type == "DELETED" or not selected(labels, memo.pool_labels):
         await memo.fleet.remove(namespace, name)
     else:  # None: seen in the initial listing; ADDED, MODIFIED
         memo.fleet.upsert(copy.deepcopy(dict(body)))
+
+
+def selected(labels: kopf.Labels, wanted: dict[str, str]) -> bool:
+    """Whether a pool carries every label of --pool-selector (none given: every pool)."""
+    return all(labels.get(key) == value for key, value in wanted.items())

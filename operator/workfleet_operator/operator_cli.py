@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     start_http_server(settings.metrics_port)
     LOGGER.info(
         "operator starting",
-        extra={"namespaces": settings.namespace_list or "all", "metrics_port": settings.metrics_port},
+        extra={"namespaces": settings.namespace_list or "all", "pool_selector": settings.pool_selector or "none",
+               "metrics_port": settings.metrics_port},
     )
     # kopf stops on SIGTERM and SIGINT: handlers finish, cleanup runs, the process exits 0.
     kopf.run(
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         # images running as a bare numeric user (USER 10001) do not have: it crashes at start.
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        memo=kopf.Memo(pool_labels=settings.pool_labels),
     )
     return 0
 

@@ -60,7 +60,7 @@ class OperatorScenario:
         self.controlplane.kubectl("apply", "-f", "-", input=json.dumps(body))
 
     def pool_manifest(self, management_url: str | None = None, name: str = POOL, queue: str | None = None,
-                      amqp: bool = False, **spec) -> dict:
+                      amqp: bool = False, labels: dict | None = None, **spec) -> dict:
         broker = {"managementUrl": management_url or self.broker.management_url,
                   "credentialsSecretRef": {"name": "broker-monitor"}}
         if amqp:  # exact ready counts over AMQP, as the same monitoring user
@@ -75,17 +75,17 @@ class OperatorScenario:
         }
         base.update(spec)
         return {"apiVersion": "workfleet.dev/v1alpha1", "kind": "WorkerPool",
-                "metadata": {"name": name, "namespace": self.namespace}, "spec": base}
+                "metadata": {"name": name, "namespace": self.namespace, "labels": labels or {}}, "spec": base}
 
     def apply_pool(self, **spec) -> dict:
         manifest = self.pool_manifest(**spec)
         self.controlplane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
         return manifest
 
-    def start_operator(self) -> OperatorProcess:
+    def start_operator(self, *args: str) -> OperatorProcess:
         kubeconfig = service_account_kubeconfig(self.controlplane, self.namespace, self.tmp_path / "operator.kubeconfig")
         self._operator_logs += 1
-        self.operator = OperatorProcess(kubeconfig, self.namespace, self.tmp_path / f"operator-{self._operator_logs}.log")
+        self.operator = OperatorProcess(kubeconfig, self.namespace, self.tmp_path / f"operator-{self._operator_logs}.log", *args)
         return self.operator.start()
 
     # -- looking ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yaml
 
+from tests.chart.test_pod_settings import bumped_chart
 from tests.chart.test_render import CHART, MONITORING_API
 from tests.support.broker import wait_until
 from tests.support.controlplane import BIN
@@ -36,13 +37,18 @@ def pod_names(controlplane, namespace: str, component: str) -> list[str]:
     return sorted(pod["metadata"]["name"] for pod in pods)
 
 
+def pod_uids(controlplane, namespace: str, component: str) -> dict[str, str]:
+    pods = get(controlplane, namespace, "pods", "-l", f"app.kubernetes.io/component={component}")["items"]
+    return {pod["metadata"]["name"]: pod["metadata"]["uid"] for pod in pods}
+
+
 def passwords(controlplane, namespace: str) -> dict:
     data = get(controlplane, namespace, "secret", "wf-workfleet-credentials")["data"]
     return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
 
 @pytest.mark.parametrize("binary, scenario, brokers", [("helm", "default", 1), ("helm3", "three-node", 3)])
-def test_install_upgrade_uninstall(controlplane, workerpool_crd, restricted_namespace, binary, scenario, brokers):
+def test_install_upgrade_uninstall(controlplane, workerpool_crd, restricted_namespace, binary, scenario, brokers, tmp_path):
     namespace = restricted_namespace
     values = str(CHART / "ci" / f"{scenario}-values.yaml")
     output = run_helm(controlplane, binary, "install", "wf", str(CHART), "-n", namespace, "-f", values)
@@ -68,8 +74,24 @@ def test_install_upgrade_uninstall(controlplane, workerpool_crd, restricted_name
     assert not any(volume["name"].startswith("kube-api-access") for volume in worker["spec"]["volumes"])
     wait_until(lambda: len(get(controlplane, namespace, "pvc")["items"]) == brokers, timeout=60, message="a volume claim per broker")
 
+    assert worker["spec"]["serviceAccountName"] == "wf-workfleet-worker"
+
     run_helm(controlplane, binary, "upgrade", "wf", str(CHART), "-n", namespace, "-f", values)
     assert passwords(controlplane, namespace) == secrets, "helm upgrade must keep the generated passwords"
+
+    # A chart bump with the same values leaves the broker's pod template alone: the StatefulSet's
+    # generation counts changes to its spec, and its controller restarts pods only on one.
+    broker_generation = statefulset["metadata"]["generation"]
+    brokers_before = pod_uids(controlplane, namespace, "rabbitmq")
+    run_helm(controlplane, binary, "upgrade", "wf", str(bumped_chart(tmp_path)), "-n", namespace, "-f", values)
+    assert get(controlplane, namespace, "statefulset", "wf-workfleet-rabbitmq")["metadata"]["generation"] == broker_generation
+    assert pod_uids(controlplane, namespace, "rabbitmq") == brokers_before
+    if brokers == 3:
+        refused = subprocess.run([str(BIN / binary), f"--kubeconfig={controlplane.kubeconfig}", "upgrade", "wf", str(CHART),
+                                  "-n", namespace, "-f", values, "--set", "rabbitmq.replicas=1"],
+                                 capture_output=True, text=True, timeout=180)
+        assert refused.returncode != 0
+        assert "rabbitmq.replicas cannot go from 3 to 1" in refused.stderr, refused.stderr
 
     run_helm(controlplane, binary, "uninstall", "wf", "-n", namespace)
     wait_until(lambda: not get(controlplane, namespace, "statefulsets,deployments,workerpools")["items"], timeout=60,

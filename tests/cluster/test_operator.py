@@ -269,3 +269,24 @@ def test_two_pools_on_one_broker_share_one_stats_request_per_poll(scenario):
         assert scenario.condition("ScalingActive")["reason"] == "Paused"
     finally:
         proxy.close()
+
+
+def test_an_operator_scales_only_the_pools_its_selector_picks(scenario):
+    """Two releases in one namespace each run an operator with --pool-selector for their own
+    release: this one scales pool "workers" (release a), leaves "other" (release b) alone, and lets
+    "workers" go when its label changes to b."""
+    scenario.prepare(1)
+    scenario.apply_pool(paused=True, labels={"app.kubernetes.io/instance": "a"})
+    scenario.apply_pool(paused=True, name="other", labels={"app.kubernetes.io/instance": "b"})
+    operator = scenario.start_operator("--pool-selector", "app.kubernetes.io/instance=a")
+    wait_until(lambda: scenario.condition("MetricsAvailable").get("status") == "True", timeout=60, message="workers reading stats")
+    # Both pools came in the same initial listing; three polls of one mean the other was passed over.
+    wait_until(lambda: operator.metric("workfleet_pool_polls_total", pool="workers") >= 3, timeout=60, message="3 polls")
+    assert operator.metric("workfleet_operator_pools") == 1
+    assert scenario.status("other") == {}, "the other release's operator writes that one"
+    with pytest.raises(KeyError):
+        operator.metric("workfleet_pool_polls_total", pool="other")
+
+    scenario.controlplane.kubectl("label", "workerpool", "workers", "app.kubernetes.io/instance=b", "--overwrite",
+                                  "-n", scenario.namespace)
+    wait_until(lambda: operator.metric("workfleet_operator_pools") == 0, timeout=30, message="the relabelled pool let go")

@@ -92,7 +92,7 @@ def test_readme_install_scale_and_upgrade_as_written(controlplane, prometheus_op
         assert broker_config_checksum() != broker_checksum, "the broker's pods restart to load the new definitions"
 
         run(upgrade)
-        assert get("workerpool", "workfleet-worker")["spec"]["maxReplicas"] == 30, "--reuse-values keeps it"
+        assert get("workerpool", "workfleet-worker")["spec"]["maxReplicas"] == 30, "--reset-then-reuse-values keeps it"
         assert passwords() == generated, "upgrades keep the generated passwords"
         crd = yaml.safe_load((ROOT / "charts" / "workfleet" / "crds" / "workerpools.workfleet.dev.yaml").read_text())
         served = json.loads(controlplane.kubectl("get", "crd", crd["metadata"]["name"], "-o", "json").stdout)

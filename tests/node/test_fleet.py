@@ -196,7 +196,7 @@ def readme_retries_options() -> list[str]:
     """The options of the README's `helm upgrade` that changes the retry ladder and the delivery limit."""
     [block] = [block for block in readme_install_blocks("sh") if "worker.retryDelays" in block]
     words = shlex.split(block.replace("\\\n", " "))
-    return words[words.index("--reuse-values"):]
+    return words[words.index("--reset-then-reuse-values"):]
 
 
 def test_the_readme_upgrade_of_the_delivery_limit_and_retry_ladder_keeps_the_backlog(fleet):

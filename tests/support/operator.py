@@ -52,12 +52,13 @@ def service_account_kubeconfig(controlplane, namespace: str, path: Path) -> Path
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, namespaces: str, log_path: Path):
+    def __init__(self, kubeconfig: Path, namespaces: str, log_path: Path, *args: str):
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.log_path = log_path
         self._kubeconfig = kubeconfig
         self._namespaces = namespaces
+        self._args = args
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "OperatorProcess":
@@ -65,7 +66,8 @@ class OperatorProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "workfleet_operator.operator_cli", "--namespaces", self._namespaces,
-                 "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), "--log-level", "DEBUG"],
+                 "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), "--log-level", "DEBUG",
+                 *self._args],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(self._healthy, timeout=60, message=f"operator liveness endpoint (log {self.log_path})")

@@ -113,3 +113,12 @@ termination grace period, the forgotten-ack window and the long-task alert all f
 {{- define "workfleet.clientLabel" -}}
 workfleet.dev/broker-client: {{ include "workfleet.fullname" . | quote }}
 {{- end }}
+
+{{/* The workers' ServiceAccount: the chart's own, the one named, or the namespace's default. */}}
+{{- define "workfleet.workerServiceAccountName" -}}
+{{- if .Values.worker.serviceAccount.create }}
+{{- .Values.worker.serviceAccount.name | default (include "workfleet.componentName" (dict "root" . "component" "worker")) }}
+{{- else }}
+{{- .Values.worker.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
