@@ -23,10 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "charts" / "workfleet" / "files" / "dashboards" / "workfleet.json"
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
-# Series selectors for the chosen namespace: the operator's per-pool series, the workers' per-queue ones.
-POOL = 'namespace="$namespace",pool=~"$pool"'
-WORKERS = 'namespace="$namespace",queue=~"$queue"'
-BROKER = 'namespace="$namespace"'
+# Series selectors for the chosen namespace and release (the label the chart's monitors add): the
+# operator's per-pool series, the workers' per-queue ones, the broker's.
+RELEASE = 'namespace="$namespace",release="$release"'
+POOL = RELEASE + ',pool=~"$pool"'
+WORKERS = RELEASE + ',queue=~"$queue"'
+BROKER = RELEASE
 # A metric both the operator and every worker export, so the namespace list works with autoscaling off.
 ANY_WORKFLEET = '{__name__=~"workfleet_pool_messages_ready|workfleet_worker_connected"'
 
@@ -56,9 +58,10 @@ def variables() -> list:
     return [
         dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"),
         label_values("namespace", "Namespace", ANY_WORKFLEET + "}"),
-        label_values("pool", "WorkerPool", 'workfleet_pool_messages_ready{namespace="$namespace"}')
+        label_values("release", "Release", ANY_WORKFLEET + ',namespace="$namespace"}'),
+        label_values("pool", "WorkerPool", f"workfleet_pool_messages_ready{{{RELEASE}}}")
         .multi(True).include_all(True).all_value(".*"),
-        label_values("queue", "Queue", ANY_WORKFLEET + ',namespace="$namespace"}')
+        label_values("queue", "Queue", ANY_WORKFLEET + f",{RELEASE}}}")
         .multi(True).include_all(True).all_value(".*"),
     ]
 

@@ -3,7 +3,8 @@ real Prometheus that scrapes the real operator (scaling a pool on the control pl
 workers and the real broker, and reads series that exist: a metric renamed in code fails here.
 
 Prometheus scrapes loopback addresses, so the labels prometheus-operator would add in a cluster
-(namespace, pod) are set on the targets, and the operator's job is named as its Service would be.
+(namespace, pod, and the release the chart's monitors add) are set on the targets, and the
+operator's job is named as its Service would be.
 """
 
 import yaml
@@ -17,6 +18,7 @@ POISON_TASK = "tests.support.tasks:poison_or_dots"
 # Release "wf" with fullnameOverride "wf": the pool is "wf-worker", the operator's Service "wf-operator".
 POOL = "wf-worker"
 OPERATOR_JOB = "wf-operator"
+RELEASE = "wf"
 
 
 def chart_rules(namespace: str, *args: str) -> dict:
@@ -40,21 +42,22 @@ def test_every_dashboard_query_and_alert_reads_real_series(scenario, tmp_path):
         OPERATOR_JOB: {"honor_labels": True}, "workers": {}, "rabbitmq": {},
     }, rule_files=(rules_file,)).start()
     try:
-        prometheus.set_targets(OPERATOR_JOB, {f"127.0.0.1:{operator.metrics_port}": {"namespace": namespace}})
-        prometheus.set_targets("rabbitmq", {f"127.0.0.1:{scenario.broker.prometheus_port}": {"namespace": namespace}})
+        release = {"namespace": namespace, "release": RELEASE}
+        prometheus.set_targets(OPERATOR_JOB, {f"127.0.0.1:{operator.metrics_port}": release})
+        prometheus.set_targets("rabbitmq", {f"127.0.0.1:{scenario.broker.prometheus_port}": release})
         # Scraping before the pool exists, so the scale-up below is seen as a counter going up.
         wait_until(lambda: prometheus.targets_up(OPERATOR_JOB) == 1, message="operator scraped")
         scenario.apply_pool(name=POOL, maxReplicas=3, policy={"messagesPerReplica": 5})
 
         def follow_workers() -> None:
             prometheus.set_targets("workers", {
-                f"127.0.0.1:{worker.metrics_port}": {"namespace": namespace, "pod": name}
+                f"127.0.0.1:{worker.metrics_port}": {**release, "pod": name}
                 for name, worker in scenario.standins.workers.items() if name in scenario.standins.running})
 
         # A backlog the operator scales up for, a poison task that is retried and dead-lettered.
         publish(scenario.broker.amqp_url, scenario.queue, ["poison pill"] + ["...."] * 40)
 
-        assert_dashboard_and_alerts_read_series(prometheus, rules, namespace, follow_workers,
+        assert_dashboard_and_alerts_read_series(prometheus, rules, namespace, RELEASE, follow_workers,
                                                 f"(operator log {scenario.log_hint()})")
     finally:
         prometheus.close()

@@ -364,7 +364,7 @@ def test_prometheus_reads_the_fleet_with_the_charts_dashboard_and_alerts(tmp_pat
         # A backlog to scale up for, and a poison task retried and dead-lettered.
         publish(amqp_url, "tasks", ["poison pill"] + ["...."] * 40)
         rules = yaml.safe_load((tmp_path / "prometheus" / "alert_rules.yaml").read_text())
-        assert_dashboard_and_alerts_read_series(prometheus, rules, "local", hint=f"(logs in {tmp_path})")
+        assert_dashboard_and_alerts_read_series(prometheus, rules, "local", "workfleet", hint=f"(logs in {tmp_path})")
         assert prometheus.targets_up("workfleet-operator") == 1 and prometheus.targets_up("workfleet-rabbitmq") == 1
         assert prometheus.targets_up("local/workfleet-worker") >= 1
         run.send_signal(signal.SIGINT)

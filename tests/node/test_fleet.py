@@ -256,7 +256,7 @@ def test_prometheus_discovers_the_fleet_and_every_dashboard_query_and_alert_read
         wait_until(lambda: all(prometheus.targets_up(job) >= 1 for job in jobs), timeout=120,
                    message=f"the operator, worker and broker pods discovered and scraped as jobs {sorted(jobs)}")
         fleet.publish("...", count=100)  # a scale-up for the decisions panel, watched from its start
-        assert_dashboard_and_alerts_read_series(prometheus, rules, NAMESPACE)
+        assert_dashboard_and_alerts_read_series(prometheus, rules, NAMESPACE, RELEASE)
     finally:
         prometheus.close()
 

@@ -5,12 +5,12 @@ kept to the monitor's selector and named port, and labelled as the operator labe
 fleet this way checks that the chart's monitors select its pods, not only that they parse.
 
 Only what the chart's monitors use is translated (matchLabels, one port per endpoint, interval,
-honorLabels); anything else is refused, so a new field in the chart cannot be ignored silently.
+honorLabels, relabelings that set a label to a fixed value); anything else is refused, so a new field in the chart cannot be ignored silently.
 """
 
 import re
 
-HANDLED_ENDPOINT_KEYS = {"port", "interval", "honorLabels"}
+HANDLED_ENDPOINT_KEYS = {"port", "interval", "honorLabels", "relabelings"}
 
 
 def _label_meta(prefix: str, label: str) -> str:
@@ -63,6 +63,11 @@ def _scrape_config(kind, namespace, name, index, match_labels, endpoint, api_ser
         {"target_label": "endpoint", "replacement": endpoint["port"]},
         job,
     ]
+    # The monitor's own relabelings come after the generated ones, as prometheus-operator puts them.
+    for rule in endpoint.get("relabelings", []):
+        if set(rule) != {"targetLabel", "replacement"}:
+            raise ValueError(f"{kind} {name}: only relabelings that set a fixed value are translated, not {rule}")
+        relabel.append({"target_label": rule["targetLabel"], "replacement": rule["replacement"]})
     return {
         "job_name": f"{'podMonitor' if pod_monitor else 'serviceMonitor'}/{namespace}/{name}/{index}",
         "honor_labels": bool(endpoint.get("honorLabels", False)),

@@ -23,15 +23,16 @@ def panel_queries(board: dict) -> dict[str, str]:
             for panel in board["panels"] for target in panel.get("targets", [])}
 
 
-def filled_in(expr: str, namespace: str) -> str:
-    """What Grafana sends with this namespace chosen and "All" pools and queues."""
-    for variable, value in (("$__rate_interval", "5m"), ("$namespace", namespace), ("$pool", ".*"), ("$queue", ".*")):
+def filled_in(expr: str, namespace: str, release: str) -> str:
+    """What Grafana sends with this namespace and release chosen and "All" pools and queues."""
+    for variable, value in (("$__rate_interval", "5m"), ("$namespace", namespace), ("$release", release),
+                            ("$pool", ".*"), ("$queue", ".*")):
         expr = expr.replace(variable, value)
     return expr
 
 
-def assert_dashboard_and_alerts_read_series(prometheus: PrometheusAPI, rules: dict, namespace: str, each_try=lambda: None,
-                                            hint: str = "") -> None:
+def assert_dashboard_and_alerts_read_series(prometheus: PrometheusAPI, rules: dict, namespace: str, release: str,
+                                            each_try=lambda: None, hint: str = "") -> None:
     """Every dashboard query returns series (waiting up to two minutes, calling each_try every
     second), every variable has values, and every alert is evaluated without error over
     metrics that exist."""
@@ -40,14 +41,14 @@ def assert_dashboard_and_alerts_read_series(prometheus: PrometheusAPI, rules: di
     deadline = time.monotonic() + 120
     while missing and time.monotonic() < deadline:
         each_try()
-        missing = {name: expr for name, expr in missing.items() if not prometheus.query(filled_in(expr, namespace))}
+        missing = {name: expr for name, expr in missing.items() if not prometheus.query(filled_in(expr, namespace, release))}
         time.sleep(1)
     assert not missing, f"dashboard queries with no series: {missing} {hint}"
 
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":
             selector, label = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"]).groups()
-            assert prometheus.label_values(label, filled_in(selector, namespace)), variable["name"]
+            assert prometheus.label_values(label, filled_in(selector, namespace, release)), variable["name"]
 
     alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
     evaluated = {rule["name"]: rule for rule in prometheus.rules()}
@@ -55,4 +56,4 @@ def assert_dashboard_and_alerts_read_series(prometheus: PrometheusAPI, rules: di
     for name, expr in alerts.items():
         assert evaluated[name]["health"] == "ok", (name, evaluated[name].get("lastError"))
         for metric in set(METRIC_NAME.findall(expr)):
-            assert prometheus.query(f'count({{__name__="{metric}",namespace="{namespace}"}})'), (name, metric)
+            assert prometheus.query(f'count({{__name__="{metric}",namespace="{namespace}",release="{release}"}})'), (name, metric)

@@ -62,7 +62,7 @@ class FleetMetrics:
     def write_targets(self, workers: WorkerProcesses) -> None:
         """Every running worker's /metrics address, labelled as the chart's PodMonitor labels a pod."""
         groups = [{"targets": [f"127.0.0.1:{worker.metrics_port}"],
-                   "labels": {"namespace": NAMESPACE, "pod": worker.name}} for worker in workers.running]
+                   "labels": {"namespace": NAMESPACE, "release": RELEASE, "pod": worker.name}} for worker in workers.running]
         staged = self.targets_file.with_suffix(".tmp")
         staged.write_text(json.dumps(groups))
         staged.replace(self.targets_file)  # atomic: a Prometheus never reads half a list

@@ -51,7 +51,7 @@ def alert_rules(queue: str) -> str:
 
 
 def scrape_configs(operator_port: int, worker_targets: Path, broker_port: int | None) -> list[dict]:
-    local = {"namespace": NAMESPACE}
+    local = {"namespace": NAMESPACE, "release": RELEASE}  # as the chart's monitors label a release
     jobs = [
         # The operator labels its series with the pool's namespace; the chart's ServiceMonitor honours them too.
         {"job_name": OPERATOR_JOB, "honor_labels": True,
