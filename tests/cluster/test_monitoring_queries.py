@@ -15,9 +15,11 @@ from tests.support.monitoring_checks import assert_dashboard_and_alerts_read_ser
 from tests.support.prometheus import PrometheusServer
 
 POISON_TASK = "tests.support.tasks:poison_or_dots"
-# Release "wf" with fullnameOverride "wf": the pool is "wf-worker", the operator's Service "wf-operator".
+# Release "wf" with fullnameOverride "wf": the pool is "wf-worker", the operator's Service "wf-operator",
+# the broker's "wf-rabbitmq".
 POOL = "wf-worker"
 OPERATOR_JOB = "wf-operator"
+BROKER_JOB = "wf-rabbitmq"
 RELEASE = "wf"
 
 
@@ -39,12 +41,12 @@ def test_every_dashboard_query_and_alert_reads_real_series(scenario, tmp_path):
     (tmp_path / "prometheus").mkdir()
     prometheus = PrometheusServer(tmp_path / "prometheus", {
         # The operator's namespace label is the pool's; the chart's ServiceMonitor honours it too.
-        OPERATOR_JOB: {"honor_labels": True}, "workers": {}, "rabbitmq": {},
+        OPERATOR_JOB: {"honor_labels": True}, "workers": {}, BROKER_JOB: {},
     }, rule_files=(rules_file,)).start()
     try:
         release = {"namespace": namespace, "release": RELEASE}
         prometheus.set_targets(OPERATOR_JOB, {f"127.0.0.1:{operator.metrics_port}": release})
-        prometheus.set_targets("rabbitmq", {f"127.0.0.1:{scenario.broker.prometheus_port}": release})
+        prometheus.set_targets(BROKER_JOB, {f"127.0.0.1:{scenario.broker.prometheus_port}": release})
         # Scraping before the pool exists, so the scale-up below is seen as a counter going up.
         wait_until(lambda: prometheus.targets_up(OPERATOR_JOB) == 1, message="operator scraped")
         scenario.apply_pool(name=POOL, maxReplicas=3, policy={"messagesPerReplica": 5})

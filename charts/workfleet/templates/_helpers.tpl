@@ -122,3 +122,27 @@ workfleet.dev/broker-client: {{ include "workfleet.fullname" . | quote }}
 {{- .Values.worker.serviceAccount.name | default "default" }}
 {{- end }}
 {{- end }}
+
+{{/* A Kubernetes quantity ("1Gi", "512Mi", "2G", "1073741824") in bytes, as an integer. */}}
+{{- define "workfleet.bytes" -}}
+{{- $match := regexFind "^[0-9]+(\\.[0-9]+)?" (toString .) }}
+{{- $suffix := trimPrefix $match (toString .) }}
+{{- $units := dict "" 1 "k" 1000 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000
+      "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- if or (not $match) (not (hasKey $units $suffix)) }}
+{{- fail (printf "%q is not a memory or disk size: write it as Kubernetes does, for example 2Gi or 512Mi" (toString .)) }}
+{{- end }}
+{{- mulf (float64 $match) (get $units $suffix) | floor | int64 }}
+{{- end }}
+
+{{/* The broker's memory alarm threshold in bytes: rabbitmq.memoryHighWatermark, or half the container's
+memory limit; empty with neither (RabbitMQ's relative default applies). */}}
+{{- define "workfleet.memoryHighWatermarkBytes" -}}
+{{- with .Values.rabbitmq.memoryHighWatermark }}
+{{- include "workfleet.bytes" . }}
+{{- else }}
+{{- with (.Values.rabbitmq.resources.limits | default dict).memory }}
+{{- div (include "workfleet.bytes" . | int64) 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
