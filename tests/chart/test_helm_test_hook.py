@@ -1,7 +1,9 @@
-"""`helm test` publishes a task and waits until a worker acks it. The hook's script runs here
-against a real broker and a real worker, as the read-only monitoring user the chart gives it;
-tests/cluster runs the hook itself on a node."""
+"""`helm test` starts a worker on a queue of its own, publishes a task to it and waits until the
+worker acks it. The hook's script runs here against a real broker, as the read-only monitoring user
+the chart gives it; tests/node runs the hook itself on a node."""
 
+import os
+import re
 import subprocess
 import sys
 import uuid
@@ -9,7 +11,7 @@ import uuid
 import pytest
 
 from tests.chart.test_render import CHART, render
-from tests.support.broker import declare
+from tests.support.broker import declare, queue_depth
 from workfleet_common.topology import Topology
 
 SCRIPT = CHART / "files" / "helm-test" / "publish_and_wait.py"
@@ -26,28 +28,31 @@ def monitor(broker):
     broker.ctl("delete_user", user)
 
 
-def run_script(broker, monitor, queue: str, timeout_seconds: int) -> subprocess.CompletedProcess:
-    env = {"WORKFLEET_AMQP_URL": broker.amqp_url, "WORKFLEET_QUEUE": queue,
-           "WORKFLEET_MANAGEMENT_URL": broker.management_url, "WORKFLEET_MONITOR_USERNAME": monitor[0],
-           "WORKFLEET_MONITOR_PASSWORD": monitor[1], "WORKFLEET_TEST_TIMEOUT_SECONDS": str(timeout_seconds)}
+def run_script(broker, monitor, queue: str, timeout_seconds: int, worker_url: str | None = None) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "WORKFLEET_AMQP_URL": broker.amqp_url, "WORKFLEET_WORKER_AMQP_URL": worker_url or broker.amqp_url,
+           "WORKFLEET_QUEUE": queue, "WORKFLEET_MANAGEMENT_URL": broker.management_url,
+           "WORKFLEET_MONITOR_USERNAME": monitor[0], "WORKFLEET_MONITOR_PASSWORD": monitor[1],
+           "WORKFLEET_TEST_TIMEOUT_SECONDS": str(timeout_seconds)}
     return subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True,
-                          timeout=timeout_seconds + 60)
+                          timeout=timeout_seconds + 90)
 
 
-def test_passes_when_a_worker_acks_the_task(broker, monitor, queue_name, workers):
-    worker = workers(broker.amqp_url, "--queue", queue_name)
-    worker.wait_ready()
+def test_passes_when_its_worker_acks_the_task_and_leaves_the_work_queue_alone(broker, monitor, queue_name):
+    topology = Topology(queue_name)
+    declare(broker.amqp_url, topology)
     result = run_script(broker, monitor, queue_name, 60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "acked: the queue's ack count went from 0 to 1" in result.stdout
-    worker.wait_for_metric("workfleet_worker_messages_acked_total", lambda value: value == 1)
+    assert f"to '{queue_name}.helm-test'" in result.stdout
+    assert queue_depth(broker.amqp_url, queue_name) == (0, 0) and queue_depth(broker.amqp_url, topology.dead_letter_queue) == (0, 0)
+    assert queue_depth(broker.amqp_url, f"{queue_name}.helm-test") == (0, 0), "its own task was acked, and its worker is gone"
 
 
-def test_fails_saying_why_when_no_worker_consumes(broker, monitor, queue_name):
-    declare(broker.amqp_url, Topology(queue_name))
-    result = run_script(broker, monitor, queue_name, 10)
+def test_fails_saying_why_when_its_worker_cannot_log_in(broker, monitor, queue_name):
+    refused = re.sub(r"://[^@]*@", "://nobody:wrong@", broker.amqp_url)
+    result = run_script(broker, monitor, queue_name, 10, worker_url=refused)
     assert result.returncode == 1
-    assert "no ack within 10 s: the queue has 0 consumers and 1 messages" in result.stdout, result.stdout
+    assert f"the worker did not declare '{queue_name}.helm-test' within 10 s" in result.stdout, result.stdout
 
 
 def test_hook_pod_is_a_labelled_client_without_an_api_token():
@@ -59,5 +64,8 @@ def test_hook_pod_is_a_labelled_client_without_an_api_token():
     env = {item["name"]: item for item in pod["spec"]["containers"][0]["env"]}
     assert env["WORKFLEET_TEST_BODY"]["value"] == "ping"
     assert env["WORKFLEET_MONITOR_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "operator-password"
+    assert env["WORKFLEET_WORKER_AMQP_URL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "worker-password"
+    assert env["WORKFLEET_WORKER_AMQP_URL"]["value"].startswith("amqp://workfleet-worker:$(WORKFLEET_WORKER_AMQP_URL_PASSWORD)@")
+    assert env["WORKFLEET_BROKER_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "producer-password"
     [configmap] = [doc for doc in docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "wf-workfleet-test"]
     assert configmap["data"]["publish_and_wait.py"] == SCRIPT.read_text()

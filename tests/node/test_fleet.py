@@ -127,10 +127,9 @@ def test_a_burst_scales_workers_up_drains_and_scales_back_down(fleet):
 
     assert fleet.acks() - acks_before == 500, "each task acked once"
     queue = fleet.queue("tasks")
-    # Scaling redelivers nothing. The one redelivery allowed: the helm test's trivial task raised the
-    # first worker's prefetch (auto) to 2, so the burst's first task (0.2 s) had one delivery buffered
-    # behind it, which the worker handed back once the task passed the 50 ms budget.
-    assert queue["messages"] == 0 and fleet.counter("redeliver") <= 1
+    # Scaling redelivers nothing. (The helm test runs on a queue and worker of its own, so it leaves
+    # the production workers' adaptive prefetch alone.)
+    assert queue["messages"] == 0 and fleet.counter("redeliver") == 0
     assert fleet.queue("tasks.dlq")["messages"] == 0
     reasons = [event["reason"] for event in fleet.get("events")["items"]
                if event["involvedObject"]["kind"] == "WorkerPool"]

@@ -1,11 +1,14 @@
 {{/* AMQP URL env for a broker user: the password comes from the Secret and is put
-in with Kubernetes' $(VAR) expansion, so it never appears in the pod spec. */}}
+in with Kubernetes' $(VAR) expansion, so it never appears in the pod spec. "urlVariable" names the URL's
+variable when a pod needs two users (the password's is then that name with _PASSWORD). */}}
 {{- define "workfleet.amqpEnv" -}}
-- name: WORKFLEET_BROKER_PASSWORD
+{{- $url := .urlVariable | default "WORKFLEET_AMQP_URL" }}
+{{- $password := ternary "WORKFLEET_BROKER_PASSWORD" (printf "%s_PASSWORD" $url) (not .urlVariable) }}
+- name: {{ $password }}
   valueFrom:
     secretKeyRef:
       name: {{ include "workfleet.credentialsSecretName" .root }}
       key: {{ .user }}-password
-- name: WORKFLEET_AMQP_URL
-  value: "amqp://{{ index (include "workfleet.users" .root | fromYaml) .user }}:$(WORKFLEET_BROKER_PASSWORD)@{{ include "workfleet.rabbitmqName" .root }}:5672/%2F"
+- name: {{ $url }}
+  value: "amqp://{{ index (include "workfleet.users" .root | fromYaml) .user }}:$({{ $password }})@{{ include "workfleet.rabbitmqName" .root }}:5672/%2F"
 {{- end }}
