@@ -34,8 +34,13 @@ def run_task(task: Task, body: Any, headers: dict[str, Any], soft_limit_s: float
     started = time.monotonic()
     token = delivery_context.enter(context)
     try:
-        with soft_time_limit(soft_limit_s):
-            _refuse_awaitable(task(body, headers))
+        if soft_limit_s is None:  # most workers: no timer, so none of the context manager's calls
+            returned = task(body, headers)
+        else:
+            with soft_time_limit(soft_limit_s):
+                returned = task(body, headers)
+        if returned is not None:  # None, most tasks' result, needs no check
+            _refuse_awaitable(returned)
     except BaseException as raised:  # a task's SystemExit or KeyboardInterrupt must not end the worker
         return TaskResult(raised, time.monotonic() - started)
     finally:
@@ -50,7 +55,9 @@ def run_task_in_thread(task: Task, body: Any, headers: dict[str, Any], soft_limi
     token = delivery_context.enter(context)
     try:
         with thread_soft_time_limit(soft_limit_s):
-            _refuse_awaitable(task(body, headers))
+            returned = task(body, headers)
+        if returned is not None:
+            _refuse_awaitable(returned)
     except TaskTimeout as raised:
         # Raised by the interpreter as a bare class: give it the message the other ways give.
         return TaskResult(raised if raised.args else TaskTimeout(timeout_message(soft_limit_s)),
@@ -85,7 +92,7 @@ async def run_async_task(task: Task, body: Any, headers: dict[str, Any], soft_li
 def _refuse_awaitable(returned: Any) -> None:
     """A plain function that returns a coroutine (a wrapper around an async one, say) did none of
     its work: fail the attempt loudly instead of acking work that never ran."""
-    if returned is not None and inspect.isawaitable(returned):  # None, most tasks' result, costs no ABC check
+    if inspect.isawaitable(returned):
         if inspect.iscoroutine(returned):
             returned.close()  # no "never awaited" warning on top of this error
         raise CoroutineFromPlainTask(

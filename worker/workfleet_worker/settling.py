@@ -198,7 +198,7 @@ class Settler:
             "attempt": delivery.attempt,
             "outcome": outcome,
             "duration_s": round(duration_s, 6),
-            "started_at": round(delivery.started_unix, 6) if delivery.started_unix is not None else None,
+            "started_at": delivery.started_unix,  # unix seconds, as time.time() gave them
             "redelivered": delivery.redelivered,
         }
         if reason is not None:
