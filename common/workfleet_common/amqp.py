@@ -2,6 +2,7 @@
 
 import os
 import socket
+import ssl
 
 import pika
 
@@ -14,12 +15,20 @@ def connection_name() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
-def connection_parameters(amqp_url: str, component: str, **overrides) -> pika.URLParameters:
+def connection_parameters(amqp_url: str, component: str, ca_file: str = "", cert_file: str = "", key_file: str = "",
+                          **overrides) -> pika.URLParameters:
+    """For amqps://, the broker's certificate is verified, host name included, against `ca_file`
+    (else the system's CAs), and `cert_file` and `key_file` are the client's, if given."""
     parameters = pika.URLParameters(amqp_url)
     parameters.client_properties = {
         "connection_name": connection_name(),
         "product": f"workfleet-{component}",
     }
+    if parameters.ssl_options is not None:
+        context = ssl.create_default_context(cafile=ca_file or None)
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+        parameters.ssl_options = pika.SSLOptions(context, parameters.host)
     for name, value in overrides.items():
         setattr(parameters, name, value)
     return parameters

@@ -9,7 +9,6 @@ import sys
 import pika.exceptions
 
 from workfleet_common import logs
-from workfleet_common.amqp import connection_parameters
 from workfleet_common.settings import USAGE_ERROR_EXIT_STATUS, add_setting_flags, settings_from
 from workfleet_common.topology import Topology
 from workfleet_producer.inputs import InputError, check_sizes, read_bodies
@@ -51,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"workfleet-produce: {error}", file=sys.stderr)
         return USAGE_ERROR_EXIT_STATUS
 
-    parameters = connection_parameters(settings.amqp_url, "producer")
+    parameters = settings.connection_parameters("producer")
     topology = Topology(settings.queue, settings.queue_type)
     try:
         _declare(parameters, topology)
-    except pika.exceptions.AMQPError as error:
+    except (pika.exceptions.AMQPError, OSError) as error:  # OSError: a TLS handshake that failed (ssl.SSLError)
         print(f"workfleet-produce: cannot set up queue {settings.queue!r}: {error!r}; nothing was sent", file=sys.stderr)
         return FAILURE_EXIT_STATUS
 

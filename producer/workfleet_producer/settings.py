@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from workfleet_common.settings import DEFAULT_AMQP_URL, AmqpUrl, QueueName, WorkfleetSettings
+from workfleet_common.settings import AmqpSettings, QueueName
 from workfleet_common.topology import QueueType
 
 # RabbitMQ 4's own default max_message_size; a work item bigger than this belongs
@@ -12,8 +12,7 @@ from workfleet_common.topology import QueueType
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
-class ProducerSettings(WorkfleetSettings):
-    amqp_url: AmqpUrl = Field(DEFAULT_AMQP_URL, description="broker URL (amqp:// or amqps://)")
+class ProducerSettings(AmqpSettings):
     queue: QueueName = Field("tasks", description="work queue to publish to")
     queue_type: QueueType = Field("quorum", description="quorum or classic, as the workers declare it")
     window: int = Field(1000, ge=1, le=65535, description="publisher confirms kept outstanding")

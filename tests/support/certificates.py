@@ -132,3 +132,16 @@ def write_serving_certificate(pki: dict[str, Path], name: str, hosts: list[str],
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key, key_path)
     return cert_path, key_path
+
+
+def write_ca(directory: Path, common_name: str = "workfleet-test-ca") -> dict[str, Path]:
+    """A CA of its own (ca.crt, ca.key) in `directory`, for write_serving_certificate and
+    write_client_certificate."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    ca = _issue(name, key, name, key, [(x509.BasicConstraints(ca=True, path_length=None), True)])
+    paths = {"ca_cert": directory / "ca.crt", "ca_key": directory / "ca.key"}
+    paths["ca_cert"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, paths["ca_key"])
+    return paths

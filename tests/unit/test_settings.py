@@ -86,3 +86,36 @@ def test_retry_delays_default_to_the_ladder_and_bad_ones_name_the_delay():
     assert result.returncode == 2
     assert "--retry-delays / WORKFLEET_RETRY_DELAYS: 'ten' is not a delay" in result.stderr
     assert "--max-attempts / WORKFLEET_MAX_ATTEMPTS" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    from tests.support.certificates import write_ca, write_client_certificate
+
+    pki = write_ca(tmp_path_factory.mktemp("tls"))
+    cert, key = write_client_certificate(pki, "client", "workfleet-worker")
+    garbage = pki["ca_cert"].parent / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    return {"ca": str(pki["ca_cert"]), "cert": str(cert), "key": str(key), "other_key": str(pki["ca_key"]),
+            "garbage": str(garbage)}
+
+
+@pytest.mark.parametrize("module", ["workfleet_worker", "workfleet_producer"])
+def test_tls_files_are_checked_at_start_naming_each_bad_one(module, tls_files):
+    message = ["x"] if module == "workfleet_producer" else []
+    result = run(module, "--amqp-url", "amqps://u:p@broker:5671/%2F", "--amqp-ca-file", tls_files["garbage"],
+                 "--amqp-cert-file", tls_files["cert"], "--amqp-key-file", tls_files["other_key"], *message)
+    assert result.returncode == 2
+    assert "--amqp-ca-file / WORKFLEET_AMQP_CA_FILE: not a PEM CA certificate" in result.stderr, result.stderr
+    assert "--amqp-key-file / WORKFLEET_AMQP_KEY_FILE: the certificate and key do not load as a pair" in result.stderr
+
+    result = run(module, "--amqp-url", "amqps://u:p@broker:5671/%2F", "--amqp-ca-file", "/no/such/ca.crt",
+                 "--amqp-cert-file", tls_files["cert"], *message)
+    assert "--amqp-ca-file / WORKFLEET_AMQP_CA_FILE: no such file" in result.stderr, result.stderr
+    assert "--amqp-key-file / WORKFLEET_AMQP_KEY_FILE: give the client certificate and its key together" in result.stderr
+
+
+def test_tls_files_with_a_plain_url_are_refused(tls_files):
+    result = run("workfleet_worker", "--amqp-url", "amqp://u:p@broker/%2F", "--amqp-ca-file", tls_files["ca"])
+    assert result.returncode == 2
+    assert "--amqp-ca-file / WORKFLEET_AMQP_CA_FILE: TLS files need an amqps:// URL" in result.stderr, result.stderr

@@ -2,12 +2,12 @@
 
 import argparse
 import logging
+import ssl
 import sys
 
 from prometheus_client import REGISTRY
 
 from workfleet_common import logs
-from workfleet_common.amqp import connection_parameters
 from workfleet_common.settings import USAGE_ERROR_EXIT_STATUS, add_setting_flags, settings_from
 from workfleet_common.topology import Topology
 from workfleet_worker import health
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return run_worker(
-            connection_parameters(settings.amqp_url, "worker"),
+            settings.connection_parameters("worker"),
             Topology(settings.queue, settings.queue_type),
             settings.prefetch_setting(),
             RetryPolicy(settings.max_attempts, settings.retry_ladder()),
@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         # A configuration error, as bad settings are: said plainly, and the process exits.
         LOGGER.error("cannot consume: %s", mismatch)
         print(f"workfleet-worker: {mismatch}", file=sys.stderr)
+        return USAGE_ERROR_EXIT_STATUS
+    except ssl.SSLCertVerificationError as error:
+        message = (f"cannot verify the broker's certificate ({error.verify_message}): give the CA that signed it "
+                   "with --amqp-ca-file / WORKFLEET_AMQP_CA_FILE, and connect by a name the certificate holds")
+        LOGGER.error("cannot connect: %s", message)
+        print(f"workfleet-worker: {message}", file=sys.stderr)
         return USAGE_ERROR_EXIT_STATUS
 
 

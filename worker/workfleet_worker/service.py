@@ -7,6 +7,7 @@ the network drops packets, is one). Anything else is a bug and ends the process.
 """
 
 import logging
+import ssl
 import time
 
 import pika.exceptions
@@ -35,6 +36,7 @@ RETRIED_ERRORS = (
     pika.exceptions.AMQPConnectionError,
     pika.exceptions.AMQPChannelError,
     AMQPConnectorException,
+    ssl.SSLError,  # a TLS handshake cut short (pika raises those as they are): a broker restarting
 )
 
 
@@ -53,7 +55,8 @@ def run_worker(
 ) -> int:
     """Consume until stopped; returns the exit status (0 after a clean drain).
 
-    Raises TopologyMismatch when the queue exists with other arguments (no reconnect fixes it).
+    Raises TopologyMismatch when the queue exists with other arguments, and SSLCertVerificationError
+    when the broker's certificate does not verify (no reconnect fixes either).
     A plain function at concurrency 1 runs on the main thread (ConsumerSession: the fastest way for
     short tasks); anything else on a TaskPool that outlives each connection (PoolSession).
     """
@@ -75,6 +78,8 @@ def run_worker(
                 session = PoolSession(*arguments, on_connected=backoff.reset, pool=pool)
             try:
                 session.run()
+            except ssl.SSLCertVerificationError:
+                raise  # no reconnect makes the broker's certificate verify: a configuration error (cli.py)
             except RETRIED_ERRORS as error:
                 delay = backoff.next_delay()
                 metrics.reconnects.inc()

@@ -5,15 +5,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from workfleet_common.retry_ladder import DEFAULT_LADDER, LadderError, RetryLadder
-from workfleet_common.settings import DEFAULT_AMQP_URL, AmqpUrl, QueueName, WorkfleetSettings
+from workfleet_common.settings import AmqpSettings, QueueName
 from workfleet_common.topology import QueueType
 from workfleet_worker.prefetch import PrefetchSetting
 from workfleet_worker.task_loading import TaskLoadError, load_task
 from workfleet_worker.time_limits import TimeLimits
 
 
-class WorkerSettings(WorkfleetSettings):
-    amqp_url: AmqpUrl = Field(DEFAULT_AMQP_URL, description="broker URL (amqp:// or amqps://)")
+class WorkerSettings(AmqpSettings):
     queue: QueueName = Field("tasks", description="work queue to consume")
     task: str = Field(
         "workfleet_worker.tasks:dots",

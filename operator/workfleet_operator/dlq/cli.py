@@ -8,15 +8,7 @@ from urllib.parse import urlsplit
 import pika.exceptions
 from pydantic import Field
 
-from workfleet_common.amqp import connection_parameters
-from workfleet_common.settings import (
-    DEFAULT_AMQP_URL,
-    AmqpUrl,
-    QueueName,
-    WorkfleetSettings,
-    add_setting_flags,
-    settings_from,
-)
+from workfleet_common.settings import AmqpSettings, QueueName, add_setting_flags, settings_from
 from workfleet_operator.dlq.dead_letter_queue import DeadLetterQueue, DeadLetterQueueMissing
 from workfleet_operator.dlq.entry import DeadLetter
 
@@ -24,8 +16,7 @@ ERROR_COLUMN_WIDTH = 60
 BODY_PREVIEW_BYTES = 4096
 
 
-class DlqSettings(WorkfleetSettings):
-    amqp_url: AmqpUrl = Field(DEFAULT_AMQP_URL, description="broker URL (amqp:// or amqps://)")
+class DlqSettings(AmqpSettings):
     queue: QueueName = Field("tasks", description="the work queue whose <queue>.dlq to use")
 
 
@@ -57,7 +48,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(DlqSettings, args)
-    dlq = DeadLetterQueue(connection_parameters(settings.amqp_url, "dlq"), settings.queue)
+    dlq = DeadLetterQueue(settings.connection_parameters("dlq"), settings.queue)
     command = {"list": _list, "show": _show, "requeue": _requeue, "purge": _purge}[args.dlq_command]
     try:
         return command(dlq, args)
