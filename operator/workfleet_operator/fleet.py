@@ -7,7 +7,9 @@ from each pool's Secret, cached for a minute and read again on a 401.
 
 import asyncio
 import logging
+import ssl
 import time
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -22,6 +24,22 @@ from workfleet_operator.stats.sampler import VhostSampler
 LOGGER = logging.getLogger(__name__)
 
 CREDENTIALS_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """How the operator verifies a broker over https:// and amqps://: against ca_pem, or, with
+    None (broker.tls.insecureSkipVerify), not at all."""
+
+    ca_pem: str | None
+
+    def context(self) -> ssl.SSLContext:
+        if self.ca_pem is None:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context(cadata=self.ca_pem)
 
 
 class Fleet:
@@ -68,20 +86,44 @@ class Fleet:
 
     # -- stats -----------------------------------------------------------------------
 
-    async def sampler_for(self, spec: PoolSpec) -> VhostSampler | None:
-        """The shared sampler for the pool's broker, vhost and user; None if its Secret is unreadable."""
+    async def sampler_for(self, spec: PoolSpec) -> VhostSampler | StatsError:
+        """The shared sampler for the pool's broker, vhost, user and CA; or why there is none (a
+        Secret that cannot be read)."""
         credentials = await self._credentials_for(spec)
         if credentials is None:
-            return None
-        key = (spec.management_url, spec.amqp_url, spec.vhost, credentials.username, credentials.password, spec.timeout_seconds)
+            return self.credentials_error(spec)
+        tls = await self._tls_for(spec)
+        if isinstance(tls, StatsError):
+            return tls
+        key = (spec.management_url, spec.amqp_url, spec.vhost, credentials.username, credentials.password,
+               spec.timeout_seconds, tls)
         sampler = self._samplers.get(key)
         if sampler is None:
             if self._session is None:
                 self._session = aiohttp.ClientSession()
-            client = ManagementClient(self._session, spec.management_url, credentials, spec.timeout_seconds)
-            probe = ReadyProbe(spec.amqp_url, spec.vhost, credentials) if spec.amqp_url else None
+            context = tls.context() if tls else None
+            client = ManagementClient(self._session, spec.management_url, credentials, spec.timeout_seconds, context)
+            probe = ReadyProbe(spec.amqp_url, spec.vhost, credentials, context) if spec.amqp_url else None
             sampler = self._samplers[key] = VhostSampler(client, spec.vhost, self._count_request, probe)
         return sampler
+
+    async def _tls_for(self, spec: PoolSpec) -> "BrokerTls | None | StatsError":
+        """How to verify the pool's broker: None for the system's CAs (or plain URLs)."""
+        if spec.insecure_skip_verify:
+            return BrokerTls(ca_pem=None)
+        if spec.ca_secret_name is None:
+            return None
+        values = await asyncio.to_thread(self.kube.read_secret_keys, spec.namespace, spec.ca_secret_name, (spec.ca_key,))
+        if values is None:
+            return StatsError("CASecretMissing", f"Secret {spec.namespace}/{spec.ca_secret_name} with key {spec.ca_key!r}"
+                              " (broker.tls.caSecretRef) is missing or unreadable")
+        tls = BrokerTls(ca_pem=values[spec.ca_key])
+        try:
+            tls.context()
+        except (ssl.SSLError, ValueError) as error:
+            return StatsError("CASecretInvalid", f"Secret {spec.namespace}/{spec.ca_secret_name} key {spec.ca_key!r}"
+                              f" is not a PEM CA certificate: {error}")
+        return tls
 
     def _count_request(self, source: str, ok: bool) -> None:
         counter = self.metrics.management_requests if source == "management" else self.metrics.ready_probes

@@ -118,7 +118,7 @@ class PoolLoop:
         self._changed.clear()  # before reading the spec: a change from here on cuts the wait short
         spec = self.spec
         sampler = await self.fleet.sampler_for(spec)
-        due_ms = sampler.next_due(spec.poll_seconds) if sampler else None
+        due_ms = sampler.next_due(spec.poll_seconds) if not isinstance(sampler, StatsError) else None
         if await self._sleep_until(due_ms, spec.poll_seconds):
             await self.poll(sampler, due_ms)
         # else: the spec changed while waiting; the next turn recomputes the schedule
@@ -171,8 +171,8 @@ class PoolLoop:
 
     async def _read_stats(self, spec: PoolSpec, sampler, due_ms) -> tuple[QueueStats | None, StatsError | None]:
         try:
-            if sampler is None:
-                raise self.fleet.credentials_error(spec)
+            if isinstance(sampler, StatsError):  # its Secret (credentials or CA) is unreadable
+                raise sampler
             queues = await sampler.sample(due_ms, spec.queue)
             self.metrics.observe_waiting_to_retry(self.labels, waiting_to_retry(queues, spec.queue))
             stats = queue_in(queues, spec.queue, spec.vhost)
@@ -202,8 +202,8 @@ class PoolLoop:
     async def _guard_scale_in(self, now, spec: PoolSpec, sampler, due_ms, observation: Observation, scale: Scale, decision: Decision) -> Decision:
         """When fewer replicas are wanted: count the pods holding work, and make the idle ones cheapest to delete."""
         try:
-            if sampler is None:
-                raise self.fleet.credentials_error(spec)
+            if isinstance(sampler, StatsError):  # its Secret (credentials or CA) is unreadable
+                raise sampler
             held = await sampler.holdings(due_ms)
             pods = await asyncio.to_thread(self.kube.pods, spec.namespace, scale.selector)
         except StatsError as error:

@@ -22,6 +22,9 @@ class PoolSpec:
     secret_name: str
     username_key: str
     password_key: str
+    ca_secret_name: str | None  # broker.tls.caSecretRef: verify the broker against its CA
+    ca_key: str
+    insecure_skip_verify: bool
     timeout_seconds: float
     poll_seconds: float
     rate_window_seconds: float
@@ -38,6 +41,8 @@ def read_spec(namespace: str, name: str, spec: dict) -> PoolSpec:
     queue = spec["queue"]
     broker = spec["broker"]
     secret = broker["credentialsSecretRef"]
+    tls = broker.get("tls") or {}
+    ca_secret = tls.get("caSecretRef") or {}
     policy = spec.get("policy") or {}
     fallback = spec.get("fallback") or {}
     return PoolSpec(
@@ -52,6 +57,9 @@ def read_spec(namespace: str, name: str, spec: dict) -> PoolSpec:
         secret_name=secret["name"],
         username_key=secret.get("usernameKey", "username"),
         password_key=secret.get("passwordKey", "password"),
+        ca_secret_name=ca_secret.get("name"),
+        ca_key=ca_secret.get("key", "ca.crt"),
+        insecure_skip_verify=bool(tls.get("insecureSkipVerify", False)),
         timeout_seconds=float(broker.get("timeoutSeconds", 5)),
         poll_seconds=float(spec.get("pollSeconds", 5)),
         rate_window_seconds=float(policy.get("rateWindowSeconds", 30)),

@@ -60,9 +60,11 @@ class OperatorScenario:
         self.controlplane.kubectl("apply", "-f", "-", input=json.dumps(body))
 
     def pool_manifest(self, management_url: str | None = None, name: str = POOL, queue: str | None = None,
-                      amqp: bool = False, labels: dict | None = None, **spec) -> dict:
+                      amqp: bool = False, labels: dict | None = None, broker_tls: dict | None = None, **spec) -> dict:
         broker = {"managementUrl": management_url or self.broker.management_url,
                   "credentialsSecretRef": {"name": "broker-monitor"}}
+        if broker_tls is not None:
+            broker["tls"] = broker_tls
         if amqp:  # exact ready counts over AMQP, as the same monitoring user
             broker["amqpUrl"] = f"amqp://127.0.0.1:{self.broker.amqp_port}"
         base = {

@@ -290,3 +290,41 @@ def test_an_operator_scales_only_the_pools_its_selector_picks(scenario):
     scenario.controlplane.kubectl("label", "workerpool", "workers", "app.kubernetes.io/instance=b", "--overwrite",
                                   "-n", scenario.namespace)
     wait_until(lambda: operator.metric("workfleet_operator_pools") == 0, timeout=30, message="the relabelled pool let go")
+
+
+@pytest.fixture(scope="module")
+def tls_broker():
+    """A broker whose management API is served over https, with the monitoring user."""
+    from tests.cluster.operator_scenario import MONITOR_PASSWORD, MONITOR_USER
+    from tests.support.tls_broker import tls_rabbit_node
+
+    with tls_rabbit_node() as broker:
+        broker.node.ctl("add_user", MONITOR_USER, MONITOR_PASSWORD)
+        broker.node.ctl("set_user_tags", MONITOR_USER, "monitoring")
+        broker.node.ctl("set_permissions", "-p", "/", MONITOR_USER, "^$", "^$", "^$")
+        yield broker
+
+
+def test_the_operator_verifies_an_https_broker_against_the_pools_ca(scenario, tls_broker):
+    """Over https the operator checks the broker's certificate: against the system's CAs it fails
+    and says why; with broker.tls.caSecretRef it reads the stats; a missing CA Secret is named."""
+    from tests.support.broker import declare
+    from workfleet_common.topology import Topology
+
+    scenario.prepare(1)
+    declare(tls_broker.node.amqp_url, Topology(scenario.queue))
+    https = tls_broker.management_url
+    scenario.apply_pool(management_url=https, paused=True)
+    scenario.start_operator()
+    wait_until(lambda: "certificate verify failed" in scenario.condition("MetricsAvailable").get("message", ""),
+               timeout=60, message="the verification failure in the MetricsAvailable condition")
+
+    scenario.apply_pool(management_url=https, paused=True, broker_tls={"caSecretRef": {"name": "broker-ca"}})
+    wait_until(lambda: "broker-ca" in scenario.condition("MetricsAvailable").get("message", ""), timeout=60,
+               message=f"the missing CA Secret named ({scenario.log_hint()})")
+    assert scenario.condition("MetricsAvailable")["reason"] == "CASecretMissing"
+
+    scenario.controlplane.kubectl("create", "secret", "generic", "broker-ca", f"--from-file=ca.crt={tls_broker.ca}",
+                                  "-n", scenario.namespace)
+    wait_until(lambda: scenario.condition("MetricsAvailable").get("status") == "True", timeout=60,
+               message="stats read over https once the CA is there")

@@ -3,63 +3,25 @@ against --amqp-ca-file and present a client certificate when the broker asks for
 real RabbitMQ whose TLS listener requires client certificates; certificates from a CA made here."""
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from base64 import b64encode
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.broker import wait_until
-from tests.support.certificates import write_ca, write_client_certificate, write_serving_certificate
-from workfleet_operator.local.rabbitmq import RabbitNode, free_port
+from tests.support.tls_broker import TlsBroker, tls_rabbit_node
+from workfleet_operator.local.rabbitmq import RabbitNode
 
 BIN = Path(sys.executable).parent
 
 
-@dataclass
-class TlsBroker:
-    node: RabbitNode
-    url: str
-    ca: Path
-    cert: Path
-    key: Path
-
-    def flags(self, *, ca: bool = True, client: bool = True) -> list[str]:
-        flags = ["--amqp-url", self.url]
-        if ca:
-            flags += ["--amqp-ca-file", str(self.ca)]
-        if client:
-            flags += ["--amqp-cert-file", str(self.cert), "--amqp-key-file", str(self.key)]
-        return flags
-
-
 @pytest.fixture(scope="module")
 def tls_broker():
-    # In the node's own folder: the broker may run in a root file system of its own, which sees that
-    # folder and nothing else of the host's (operator/workfleet_operator/local/rabbitmq_install.py).
-    node_dir = Path(tempfile.mkdtemp(prefix="workfleet-rabbitmq-"))
-    try:
-        pki = write_ca(node_dir / "tls")
-        server_cert, server_key = write_serving_certificate(pki, "broker", ["localhost"], ["127.0.0.1"])
-        client_cert, client_key = write_client_certificate(pki, "client", "workfleet-worker")
-        port = free_port()
-        conf = "\n".join([
-            f"listeners.ssl.default = {port}",
-            f"ssl_options.cacertfile = {pki['ca_cert']}",
-            f"ssl_options.certfile = {server_cert}",
-            f"ssl_options.keyfile = {server_key}",
-            "ssl_options.verify = verify_peer",
-            "ssl_options.fail_if_no_peer_cert = true",
-        ])
-        with RabbitNode(rabbitmq_conf=conf, base_dir=node_dir) as node:
-            yield TlsBroker(node, f"amqps://guest:guest@localhost:{port}/%2F", pki["ca_cert"], client_cert, client_key)
-    finally:
-        shutil.rmtree(node_dir, ignore_errors=True)
+    with tls_rabbit_node() as broker:
+        yield broker
 
 
 def produce(broker: TlsBroker, queue: str, *flags: str, count: int = 1) -> subprocess.CompletedProcess:

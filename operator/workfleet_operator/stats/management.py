@@ -8,6 +8,7 @@ Everything that can go wrong is a `StatsError` with a kind from a fixed set
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -43,6 +44,8 @@ class StatsError(Exception):
         "ServerError",
         "BadResponse",
         "CredentialsMissing",
+        "CASecretMissing",
+        "CASecretInvalid",
     )
 
     def __init__(self, kind: str, message: str):
@@ -66,9 +69,11 @@ class Credentials:
 
 
 class ManagementClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, credentials: Credentials, timeout_s: float):
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, credentials: Credentials, timeout_s: float,
+                 ssl_context: ssl.SSLContext | None = None):
         self.base_url = base_url.rstrip("/")
         self._session = session
+        self._ssl = ssl_context if ssl_context is not None else True  # True: aiohttp's default verification
         self._auth = aiohttp.BasicAuth(credentials.username, credentials.password)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
@@ -110,7 +115,7 @@ class ManagementClient:
     async def _get(self, path: str, params: dict[str, str], vhost: str):
         url = self.base_url + path
         try:
-            async with self._session.get(url, params=params, auth=self._auth, timeout=self._timeout) as response:
+            async with self._session.get(url, params=params, auth=self._auth, timeout=self._timeout, ssl=self._ssl) as response:
                 if response.status in (401, 403):
                     raise StatsError("Unauthorized", f"{url} answered {response.status}: check the credentials Secret and that the user has the monitoring tag")
                 if response.status == 404:

@@ -9,6 +9,7 @@ declares for every pool of a poll go over it one after another.
 """
 
 import logging
+import ssl
 import threading
 
 import pika
@@ -28,8 +29,10 @@ class ReadyProbeError(Exception):
 
 
 class ReadyProbe:
-    def __init__(self, amqp_url: str, vhost: str, credentials: Credentials):
+    def __init__(self, amqp_url: str, vhost: str, credentials: Credentials, ssl_context: ssl.SSLContext | None = None):
         self._parameters = pika.URLParameters(amqp_url)
+        if self._parameters.ssl_options is not None and ssl_context is not None:  # amqps://
+            self._parameters.ssl_options = pika.SSLOptions(ssl_context, self._parameters.host)
         self._parameters.virtual_host = vhost
         self._parameters.credentials = pika.PlainCredentials(credentials.username, credentials.password)
         # Used once per poll, possibly minutes apart: no heartbeats to miss; a dead
