@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -31,7 +32,9 @@ def queue_stats(management_url: str, queue: str, user: str, password: str) -> di
     request = urllib.request.Request(url)
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
+    # With tls.enabled, https verified against the broker's CA (WORKFLEET_AMQP_CA_FILE).
+    context = ssl.create_default_context(cafile=os.environ.get("WORKFLEET_AMQP_CA_FILE") or None)
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
         return json.load(response)
 
 
@@ -59,6 +62,8 @@ def start_worker(queue: str) -> subprocess.Popen:
     Only what the worker reads is passed: the pod's other settings are the test's."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("WORKFLEET_")}
     env["WORKFLEET_AMQP_URL"] = os.environ["WORKFLEET_WORKER_AMQP_URL"]
+    if os.environ.get("WORKFLEET_AMQP_CA_FILE"):
+        env["WORKFLEET_AMQP_CA_FILE"] = os.environ["WORKFLEET_AMQP_CA_FILE"]
     return subprocess.Popen([sys.executable, "-m", "workfleet_worker", "--queue", queue,
                              "--queue-type", os.environ.get("WORKFLEET_QUEUE_TYPE", "quorum"),
                              "--task", "workfleet_worker.tasks:noop", "--metrics-port", "0"], env=env)
@@ -82,7 +87,9 @@ def publish_and_wait(queue: str, management_url: str, monitor: tuple[str, str], 
             return 1
         print(f"queue {queue!r} is not declared yet; waiting for the worker", flush=True)
         time.sleep(2)
-    publisher = ConfirmedPublisher(connection_parameters(os.environ["WORKFLEET_AMQP_URL"], "helm-test"), "", queue)
+    parameters = connection_parameters(os.environ["WORKFLEET_AMQP_URL"], "helm-test",
+                                       ca_file=os.environ.get("WORKFLEET_AMQP_CA_FILE", ""))
+    publisher = ConfirmedPublisher(parameters, "", queue)
     [result] = publisher.publish([OutgoingMessage(os.environ.get("WORKFLEET_TEST_BODY", "workfleet helm test").encode())])
     if result.outcome is not Outcome.CONFIRMED:
         print(f"publish to {queue!r} not confirmed: {result.outcome.value} {result.detail}")
