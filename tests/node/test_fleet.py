@@ -6,14 +6,18 @@ Service address, as the producer user; a Prometheus outside the cluster scrapes 
 import base64
 import json
 import shlex
+import socket
+import ssl
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+import pika
 import pytest
 import yaml
 
+from tests.chart.test_pod_settings import bumped_chart
 from tests.chart.test_render import CHART, MONITORING_API, render
 from tests.cluster.test_monitoring_queries import chart_rules
 from tests.cluster.test_readme_install import blocks as readme_install_blocks
@@ -23,6 +27,8 @@ from tests.support.monitor_discovery import scrape_configs
 from tests.support.monitoring_checks import assert_dashboard_and_alerts_read_series
 from tests.support.oci_images import chart_images
 from tests.support.prometheus import PrometheusServer
+from workfleet_common.amqp import connection_parameters
+from workfleet_producer import ConfirmedPublisher, OutgoingMessage, Outcome
 
 VALUES = Path(__file__).parent / "local-images-values.yaml"
 NAMESPACE = "fleet"
@@ -304,3 +310,67 @@ def test_three_broker_nodes_form_a_cluster_and_a_quorum_queue_survives_losing_on
     finally:
         trio.helm("uninstall", trio.release, "--wait", "--timeout=3m")
         node_cluster.kubectl("delete", "namespace", trio.namespace, "--wait=false")
+
+
+def _tls_context(fleet: Fleet) -> ssl.SSLContext:
+    """Verifies the broker against the release's CA. Reached from outside the cluster by its
+    Service address, which no certificate names: the chain is checked, the host name is not here
+    (the workers inside check both; they connect by the Service's name)."""
+    ca = base64.b64decode(fleet.get("secret", fleet.name("tls"))["data"]["ca.crt"]).decode()
+    context = ssl.create_default_context(cadata=ca)
+    context.check_hostname = False
+    return context
+
+
+def test_a_tls_only_install_refuses_plain_connections_scales_over_tls_and_survives_a_chart_bump(node_cluster, tmp_path):
+    """tls.enabled with the generated certificate: the broker's pod takes no plain AMQP or HTTP,
+    the workers consume over AMQPS, the operator reads stats over HTTPS and scales a burst,
+    `helm test` passes; then a chart version bump leaves the broker's pod running."""
+    secure = Fleet(node_cluster, namespace="tls", release="tls")
+    installed = secure.helm("install", secure.release, str(CHART), "--create-namespace", "-f", str(VALUES),
+                            "--set", "tls.enabled=true", "--wait", "--timeout=5m")
+    try:
+        assert installed.returncode == 0, installed.stderr + node_cluster.kubectl(
+            "get", "pods", "-n", secure.namespace, "-o", "wide").stdout
+        [broker_pod] = secure.get("pods", "-l", "app.kubernetes.io/component=rabbitmq")["items"]
+        pod_ip = broker_pod["status"]["podIP"]
+        for port in (5672, 15672):
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((pod_ip, port), timeout=10).close()
+        context = _tls_context(secure)
+        with socket.create_connection((pod_ip, 5671), timeout=10) as raw, context.wrap_socket(raw) as tls:
+            assert tls.version().startswith("TLS")
+
+        wait_until(lambda: secure.pool_condition("MetricsAvailable").get("status") == "True", timeout=120,
+                   message="the operator reads the queue's stats over https")
+        password = secure.secret("producer-password")
+        parameters = connection_parameters(f"amqps://workfleet-producer:{password}@{secure.broker_address}:5671/%2F", "test")
+        parameters.ssl_options = pika.SSLOptions(context, secure.name("rabbitmq"))
+        results = ConfirmedPublisher(parameters, "", "tasks").publish([OutgoingMessage(b".") for _ in range(100)])
+        assert all(result.outcome is Outcome.CONFIRMED for result in results)
+
+        def management(path: str):
+            request = urllib.request.Request(f"https://{secure.broker_address}:15671{path}")
+            token = base64.b64encode(f"admin:{secure.secret('admin-password')}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
+                return json.load(response)
+
+        wait_until(lambda: secure.replicas() >= 2, timeout=120, message="scaled up for the burst")
+        wait_until(lambda: management("/api/queues/%2F/tasks")["messages"] == 0, timeout=300, message="the burst drained")
+        workers = [connection for connection in management("/api/connections") if connection["user"] == "workfleet-worker"]
+        assert workers and all(connection["ssl"] for connection in workers)
+
+        tested = secure.helm("test", secure.release, "--logs", "--timeout=5m")
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+
+        broker_uid = broker_pod["metadata"]["uid"]
+        upgraded = secure.helm("upgrade", secure.release, str(bumped_chart(tmp_path)), "-f", str(VALUES),
+                               "--set", "tls.enabled=true", "--set", "image.tag=0.1.0", "--wait", "--timeout=5m")
+        assert upgraded.returncode == 0, upgraded.stderr
+        [after] = secure.get("pods", "-l", "app.kubernetes.io/component=rabbitmq")["items"]
+        assert after["metadata"]["uid"] == broker_uid, "a chart bump restarted the broker"
+        assert management("/api/queues/%2F/tasks")["durable"], "and its queue is there"
+    finally:
+        secure.helm("uninstall", secure.release, "--wait", "--timeout=3m")
+        node_cluster.kubectl("delete", "namespace", secure.namespace, "--wait=false")
