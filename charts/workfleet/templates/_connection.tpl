@@ -32,7 +32,7 @@ variable when a pod needs two users (the password's is then that name with _PASS
 {{/* Where a client finds the CA; with the volume below. */}}
 {{- define "workfleet.caFile" -}}/etc/workfleet-ca/ca.crt{{- end }}
 
-{{/* The CA's volume and mount, and its environment variable for a workfleet client (tls.enabled only). */}}
+{{/* The CA's volume and its mount at caFile, for a client of the broker (tls.enabled only). */}}
 {{- define "workfleet.caVolume" -}}
 - name: broker-ca
   secret:

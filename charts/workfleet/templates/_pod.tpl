@@ -3,7 +3,7 @@ Each takes (dict "root" $ "component" "<name>" "values" <the component's values>
 
 {{/* Pod labels carry neither the chart's version nor the app's: a chart bump that changes
 nothing in a pod then leaves it running (for the broker, a restart is an outage on one node).
-The component's podLabels come last; the schema keeps them off the selector's keys. */}}
+The component's podLabels come last; validate.yaml keeps them off the selector's keys. */}}
 {{- define "workfleet.podLabels" -}}
 {{ include "workfleet.componentSelectorLabels" . }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
