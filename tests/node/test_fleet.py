@@ -322,6 +322,7 @@ def _tls_context(fleet: Fleet) -> ssl.SSLContext:
     return context
 
 
+@pytest.mark.timeout(600)  # an install, a burst, helm test, an upgrade and an uninstall, each waited for
 def test_a_tls_only_install_refuses_plain_connections_scales_over_tls_and_survives_a_chart_bump(node_cluster, tmp_path):
     """tls.enabled with the generated certificate: the broker's pod takes no plain AMQP or HTTP,
     the workers consume over AMQPS, the operator reads stats over HTTPS and scales a burst,
