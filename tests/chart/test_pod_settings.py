@@ -126,15 +126,6 @@ def test_a_chart_bump_leaves_every_pod_template_unchanged(binary, tmp_path):
 
 
 @pytest.mark.parametrize("binary", HELMS)
-def test_pod_labels_may_not_take_the_selectors_keys(binary):
-    result = helm(binary, "template", "wf", str(CHART), *TASK, "--set", "worker.podLabels.app\\.kubernetes\\.io/component=x",
-                  "--set", "rabbitmq.podLabels.app\\.kubernetes\\.io/instance=y")
-    assert result.returncode != 0
-    assert "worker.podLabels must not set app.kubernetes.io/component" in result.stderr
-    assert "rabbitmq.podLabels must not set app.kubernetes.io/instance" in result.stderr
-
-
-@pytest.mark.parametrize("binary", HELMS)
 def test_the_chart_can_be_a_dependency(binary):
     """A parent chart passes `global`; the strict schema must accept it."""
     result = helm(binary, "template", "wf", str(CHART), *TASK, "--set", "global.imageRegistry=registry.example.com")

@@ -128,6 +128,12 @@ def test_every_pod_meets_the_restricted_profile_on_paper(binary):
         (["--set", "worker.task=a.b:c", "--set", "worker.concurrency=8", "--set", "worker.prefetch=4"],
          "worker.prefetch (4) must be at least worker.concurrency (8), or auto"),
         (["--set", "worker.task=a.b:c", "--set", "worker.concurrency=0"], "concurrency|1"),
+        (["--set", "worker.task=a.b:c", "--set", "rabbitmq.resources.limits.memory=lots"],
+         '"lots" is not a memory or disk size'),
+        (["--set", "worker.task=a.b:c", "--set", "rabbitmq.replicas=3", "--set", "rabbitmq.terminationGracePeriodSeconds=60"],
+         "rabbitmq.terminationGracePeriodSeconds (60) must be at least 120 with three nodes"),
+        (["--set", "worker.task=a.b:c", "--set", "worker.podLabels.app\\.kubernetes\\.io/component=x"],
+         "worker.podLabels must not set app.kubernetes.io/component"),
     ],
 )
 def test_bad_values_fail_naming_the_value(binary, args, message):
